@@ -1,0 +1,50 @@
+# Every target bootstraps what it needs: a fresh clone runs `make run` or `make test` as is.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 0.0.0.0
+PORT ?= 5565
+
+# Debian packages the suite runs for real, as binary=package.
+SYSTEM_PACKAGES := promtool=prometheus prometheus=prometheus \
+	prometheus-alertmanager=prometheus-alertmanager amtool=prometheus-alertmanager
+
+.PHONY: run test lint typecheck unit bench stack clean system-packages
+
+$(VENV)/.run-installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.dev-installed: pyproject.toml $(VENV)/.run-installed
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+
+run: $(VENV)/.run-installed
+	$(BIN)/example-service --host $(HOST) --port $(PORT)
+
+system-packages:
+	@tools/ensure-system-packages $(SYSTEM_PACKAGES)
+
+lint: $(VENV)/.dev-installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(VENV)/.dev-installed
+	$(BIN)/mypy
+
+test: $(VENV)/.dev-installed system-packages lint typecheck
+	$(BIN)/pytest
+
+unit: $(VENV)/.dev-installed
+	$(BIN)/pytest tests/unit
+
+bench: $(VENV)/.dev-installed
+	$(BIN)/python bench/run.py
+
+stack: $(VENV)/.run-installed system-packages
+	$(BIN)/example-service stack
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info

@@ -1,0 +1,60 @@
+"""The command line: `example-service [options]` serves; subcommands run the lab's tools."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from example_service import __version__, logs
+from example_service.settings import OPTIONS, ConfigError, Settings, from_environment
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="example-service",
+        description=(
+            "Serve the lab's instrumented HTTP service: GET /abc, /metrics, /healthz, "
+            "/readyz and /info on one port. Every option can also be set by the environment "
+            "variable named after it (env); a flag wins over the variable."
+        ),
+    )
+    defaults = Settings()
+    for option in OPTIONS:
+        default = getattr(defaults, option.field)
+        shown = option.default_text or ("unset" if default is None else str(default))
+        if isinstance(default, bool):
+            shown = "on" if default else "off"
+        parser.add_argument(
+            option.flag,
+            dest=option.field,
+            metavar=option.env,
+            help=f"{option.help}; {option.accepted} (default: {shown}, env {option.env})",
+        )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = from_environment(vars(args))
+    except ConfigError as error:
+        print(f"example-service: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    logs.configure(settings.log_level)
+    # Imported here so `--help` and a bad setting answer without loading the server.
+    from example_service.server import ListenError, run
+
+    try:
+        import uvloop
+
+        return uvloop.run(run(settings))
+    except ListenError as error:
+        print(f"example-service: {error}", file=sys.stderr)
+        return 1
+    finally:
+        asyncio.set_event_loop(None)

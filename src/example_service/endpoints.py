@@ -1,0 +1,65 @@
+"""The handlers behind each route: the lab's /abc and the probes."""
+
+from __future__ import annotations
+
+import logging
+from time import perf_counter
+
+from example_service.asgi import Response, Scope
+from example_service.lifecycle import Lifecycle
+from example_service.metrics.registry import LabMetrics
+from example_service.workload import DeadlineExceeded, Workload, WorkloadUnavailable
+
+log = logging.getLogger(__name__)
+
+# The lab's replies, to the character (SPEC.md section 1).
+REPLY_WITH_NUM = b"there is env NUM. Computation succeeded\n"
+REPLY_WITHOUT_NUM = b"there is no env NUM. Computation succeeded\n"
+
+
+class Abc:
+    """GET /abc: computes fib(NUM), or the lab's fib(10) when NUM is unset."""
+
+    def __init__(
+        self, num: int | None, n: int, workload: Workload, lab: LabMetrics | None, timeout: float
+    ) -> None:
+        self._n = n
+        self._reply = REPLY_WITHOUT_NUM if num is None else REPLY_WITH_NUM
+        self._workload = workload
+        self._lab = lab
+        self._deadline_reply = (
+            f"computation of fib({n}) exceeded the {timeout:g} s request deadline\n".encode()
+        )
+
+    async def __call__(self, scope: Scope) -> Response:
+        start = perf_counter()
+        try:
+            await self._workload.compute(self._n)
+            response = Response(200, self._reply)
+        except DeadlineExceeded:
+            log.warning("request deadline exceeded", extra={"n": self._n})
+            response = Response(503, self._deadline_reply)
+        except WorkloadUnavailable:
+            response = Response(503, b"worker processes unavailable, retry shortly\n")
+        if self._lab is not None:
+            self._lab.observe(perf_counter() - start)
+        return response
+
+
+HEALTHY = Response(200, b"ok\n")
+READY = Response(200, b"ready\n")
+
+
+async def healthz(scope: Scope) -> Response:
+    """Liveness: answering at all proves the process and its event loop work."""
+    return HEALTHY
+
+
+class Readyz:
+    def __init__(self, lifecycle: Lifecycle) -> None:
+        self._lifecycle = lifecycle
+
+    async def __call__(self, scope: Scope) -> Response:
+        if self._lifecycle.ready:
+            return READY
+        return Response(503, f"not ready: {self._lifecycle.phase.value}\n".encode())

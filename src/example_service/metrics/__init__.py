@@ -1,0 +1,1 @@
+"""The metrics registry and everything that feeds it."""

@@ -1,0 +1,112 @@
+"""Runs the service: granian embedded in our own event loop, and the shutdown sequence.
+
+Granian's embeddable server runs inside this process's asyncio loop and stops when told, so
+signals, readiness and the drain stay the service's own code (DESIGN.md, "HTTP").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+
+from granian.constants import HTTPModes, Interfaces
+from granian.http import HTTP1Settings
+from granian.server.embed import Server
+
+from example_service import __version__
+from example_service.service import Service
+from example_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Request line and headers together may take this many bytes (hyper's buffer); a larger head
+# closes the connection with 431. Request bodies are not read by any route.
+MAX_HEAD_BYTES = 16 * 1024
+# A client that has not finished its request head by then is disconnected.
+HEAD_READ_TIMEOUT_MS = 10_000
+
+
+class ListenError(Exception):
+    """The port could not be bound."""
+
+
+async def run(settings: Settings) -> int:
+    """Serve until SIGTERM or SIGINT, then drain and stop; the exit status."""
+    _check_port_free(settings.host, settings.port)
+    service = Service(settings)
+    server = Server(
+        service.app,
+        address=settings.host,
+        port=settings.port,
+        interface=Interfaces.ASGINL,
+        http=HTTPModes.http1,
+        websockets=False,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=HEAD_READ_TIMEOUT_MS, max_buffer_size=MAX_HEAD_BYTES
+        ),
+        log_enabled=False,
+    )
+    stop = asyncio.Event()
+    _install_signal_handlers(stop)
+    server.on_startup(service.started)
+    serving = asyncio.create_task(server.serve())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait((serving, stopping), return_when=asyncio.FIRST_COMPLETED)
+    if serving.done():
+        stopping.cancel()
+        service.close()
+        error = serving.exception()
+        raise ListenError(f"cannot listen on {settings.host}:{settings.port}: {error}")
+    log.info(
+        "shutdown: draining",
+        extra={"step": "drain", "drain_delay_s": settings.drain_delay},
+    )
+    service.draining()
+    await asyncio.sleep(settings.drain_delay)
+    log.info("shutdown: closing the listener", extra={"step": "close"})
+    server.stop()  # type: ignore[no-untyped-call]
+    await serving
+    finished = await service.lifecycle.wait_idle(settings.shutdown_timeout)
+    log.info(
+        "shutdown: in-flight requests " + ("finished" if finished else "abandoned"),
+        extra={"step": "in-flight", "abandoned": service.lifecycle.in_flight},
+    )
+    service.close()
+    log.info("shutdown: complete", extra={"step": "exit", "version": __version__})
+    return 0
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """Refuse a port that another process listens on.
+
+    Granian binds with SO_REUSEPORT, with which a second instance on the same port would
+    start without error and silently take half the connections.
+    """
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as error:
+            raise ListenError(f"cannot listen on {host}:{port}: {error.strerror}") from None
+
+
+def _install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+
+    def on_signal(signum: int) -> None:
+        if stop.is_set():
+            # A second signal means "now": skip the drain, as operators expect of Ctrl-C twice.
+            log.warning("second signal: exiting at once", extra={"signal": signum})
+            logging.shutdown()
+            os._exit(128 + signum)
+        log.info("signal received", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)

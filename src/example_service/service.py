@@ -1,0 +1,78 @@
+"""Builds the service from its settings: the registry, the workload, the routes, the app."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict
+
+from example_service import __version__
+from example_service.access_log import AccessLog
+from example_service.app import App
+from example_service.asgi import ASGIApp
+from example_service.endpoints import Abc, Readyz, healthz
+from example_service.lifecycle import Lifecycle, Phase, TrackInFlight
+from example_service.metrics.exposition import MetricsEndpoint
+from example_service.metrics.http import RequestMetrics
+from example_service.metrics.registry import build_registry
+from example_service.observe import Observer, ObserveRequests
+from example_service.settings import Settings
+from example_service.workload import Workload
+
+log = logging.getLogger(__name__)
+
+
+def default_workers() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0))
+
+
+class Service:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.lifecycle = Lifecycle()
+        registry, lab = build_registry()
+        self.workload = Workload(settings.workers or default_workers(), settings.request_timeout)
+        app = App(
+            {
+                "/abc": {
+                    "GET": Abc(
+                        settings.num,
+                        settings.fib_n,
+                        self.workload,
+                        lab if settings.request_metrics else None,
+                        settings.request_timeout,
+                    )
+                },
+                "/metrics": {"GET": MetricsEndpoint(registry)},
+                "/healthz": {"GET": healthz},
+                "/readyz": {"GET": Readyz(self.lifecycle)},
+            }
+        )
+        observers: list[Observer] = []
+        if settings.request_metrics:
+            observers.append(RequestMetrics(registry))
+        if settings.access_log:
+            observers.append(AccessLog())
+        wrapped: ASGIApp = app
+        if observers:
+            wrapped = ObserveRequests(app, app.paths, observers)
+        self.app: ASGIApp = TrackInFlight(wrapped, self.lifecycle)
+
+    def started(self) -> None:
+        self.lifecycle.phase = Phase.SERVING
+        log.info(
+            "started",
+            extra={
+                "version": __version__,
+                "address": f"http://{self.settings.host}:{self.settings.port}",
+                "workers": self.workload.workers,
+                "settings": {key: str(value) for key, value in asdict(self.settings).items()},
+            },
+        )
+
+    def draining(self) -> None:
+        self.lifecycle.phase = Phase.DRAINING
+
+    def close(self) -> None:
+        self.workload.close()

@@ -1,0 +1,114 @@
+"""The lab's Fibonacci workload, and where each computation runs.
+
+Cheap computations run inline on the event loop: handing them to another process costs more
+than computing them. Expensive ones go to worker processes, so the event loop keeps answering
+probes and scrapes, and a pod uses every core it is given. Each computation carries a
+deadline that the worker itself enforces, so a runaway request stops burning CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import signal
+import time
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from types import FrameType
+
+log = logging.getLogger(__name__)
+
+# fib(15) makes 1,219 calls, about 0.1 ms here: less than a round trip to a worker process.
+# fib(16) and above go to the pool (measured in bench/, see README "Performance").
+INLINE_MAX = 15
+
+
+def fib(n: int) -> int:
+    """The naive recursion on purpose: it exists to cost CPU (SPEC.md section 1)."""
+    if n <= 2:
+        return 1
+    return fib(n - 1) + fib(n - 2)
+
+
+class DeadlineExceeded(Exception):
+    """The computation did not finish before the request's deadline."""
+
+
+class WorkloadUnavailable(Exception):
+    """The worker processes are gone (killed from outside, out of memory)."""
+
+
+def _raise_deadline(signum: int, frame: FrameType | None) -> None:
+    raise DeadlineExceeded
+
+
+def _init_worker() -> None:
+    # The worker ignores the signals meant for the service: shutdown is the parent's to run.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGALRM, _raise_deadline)
+
+
+def _fib_until(n: int, deadline: float) -> int:
+    """Runs in a worker: CLOCK_MONOTONIC is shared by every process of the machine."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise DeadlineExceeded
+    signal.setitimer(signal.ITIMER_REAL, remaining)
+    try:
+        return fib(n)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+
+
+class Workload:
+    """Computes fib(n) within a deadline, inline or in a pool of worker processes."""
+
+    def __init__(self, workers: int, timeout: float) -> None:
+        self._workers = workers
+        self._timeout = timeout
+        self._pool: ProcessPoolExecutor | None = None
+
+    @property
+    def workers(self) -> int:
+        return self._workers
+
+    def _executor(self) -> ProcessPoolExecutor:
+        # Created on first use: a service whose NUM stays small never starts a process.
+        # forkserver, not fork: forking a process whose server threads hold locks can hang.
+        if self._pool is None:
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+            self._pool = ProcessPoolExecutor(
+                self._workers, mp_context=context, initializer=_init_worker
+            )
+        return self._pool
+
+    async def compute(self, n: int) -> int:
+        if n <= INLINE_MAX:
+            return fib(n)
+        deadline = time.monotonic() + self._timeout
+        loop = asyncio.get_running_loop()
+        try:
+            future = loop.run_in_executor(self._executor(), _fib_until, n, deadline)
+            # The worker's own timer fires first; this outer bound only covers a worker that
+            # cannot run its signal handler.
+            return await asyncio.wait_for(future, self._timeout + 1.0)
+        except TimeoutError:
+            raise DeadlineExceeded from None
+        except BrokenProcessPool:
+            log.exception("worker pool broke; starting a new one")
+            self._pool = None
+            raise WorkloadUnavailable from None
+
+    def close(self) -> None:
+        """Stop the workers now: in-flight computations have had their shutdown timeout."""
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        # Python 3.11 has no public way to stop a running worker (3.14 adds
+        # terminate_workers); the executor's process table is the only handle on them.
+        for process in list((getattr(pool, "_processes", None) or {}).values()):
+            process.kill()
+        pool.shutdown(wait=True, cancel_futures=True)
