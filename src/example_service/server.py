@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 # Request line and headers together may take this many bytes (hyper's buffer); a larger head
 # closes the connection with 431. Request bodies are not read by any route.
 MAX_HEAD_BYTES = 16 * 1024
-# A client that has not finished its request head by then is disconnected.
-HEAD_READ_TIMEOUT_MS = 10_000
+
+# How long granian may take to let go of its connections once no request is in flight.
+SERVER_STOP_GRACE = 1.0
 
 
 class ListenError(Exception):
@@ -45,7 +46,8 @@ async def run(settings: Settings) -> int:
         http=HTTPModes.http1,
         websockets=False,
         http1_settings=HTTP1Settings(
-            header_read_timeout=HEAD_READ_TIMEOUT_MS, max_buffer_size=MAX_HEAD_BYTES
+            header_read_timeout=round(settings.header_timeout * 1000),
+            max_buffer_size=MAX_HEAD_BYTES,
         ),
         log_enabled=False,
     )
@@ -68,12 +70,16 @@ async def run(settings: Settings) -> int:
     await asyncio.sleep(settings.drain_delay)
     log.info("shutdown: closing the listener", extra={"step": "close"})
     server.stop()  # type: ignore[no-untyped-call]
-    await serving
     finished = await service.lifecycle.wait_idle(settings.shutdown_timeout)
     log.info(
         "shutdown: in-flight requests " + ("finished" if finished else "abandoned"),
         extra={"step": "in-flight", "abandoned": service.lifecycle.in_flight},
     )
+    # Granian would wait for every connection to close, the abandoned ones included: past the
+    # shutdown timeout they are cut, and with none left it only needs a moment.
+    if finished:
+        await asyncio.wait((serving,), timeout=SERVER_STOP_GRACE)
+    serving.cancel()
     service.close()
     log.info("shutdown: complete", extra={"step": "exit", "version": __version__})
     return 0

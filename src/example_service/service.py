@@ -14,6 +14,7 @@ from example_service.endpoints import Abc, Readyz, healthz
 from example_service.lifecycle import Lifecycle, Phase, TrackInFlight
 from example_service.metrics.exposition import MetricsEndpoint
 from example_service.metrics.http import RequestMetrics
+from example_service.metrics.in_flight import InFlightCollector
 from example_service.metrics.registry import build_registry
 from example_service.observe import Observer, ObserveRequests
 from example_service.settings import Settings
@@ -32,6 +33,7 @@ class Service:
         self.settings = settings
         self.lifecycle = Lifecycle()
         registry, lab = build_registry()
+        registry.register(InFlightCollector(self.lifecycle))
         self.workload = Workload(settings.workers or default_workers(), settings.request_timeout)
         app = App(
             {

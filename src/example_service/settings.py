@@ -42,6 +42,7 @@ class Settings:
     request_timeout: float = 10.0
     drain_delay: float = 5.0
     shutdown_timeout: float = 10.0
+    header_timeout: float = 10.0
     access_log: bool = True
     log_level: str = "info"
     sysfs_root: Path = Path("/sys")
@@ -181,6 +182,14 @@ OPTIONS: tuple[Option, ...] = (
         lambda t: _seconds(t, 0, 300),
         "seconds from 0 to 300",
         "after the drain, how long in-flight requests may take to finish",
+    ),
+    Option(
+        "header_timeout",
+        "--header-timeout",
+        "HEADER_TIMEOUT",
+        lambda t: _seconds(t, 0.1, 300),
+        "seconds from 0.1 to 300",
+        "a client that has not sent its whole request head by then is disconnected",
     ),
     Option(
         "access_log",

@@ -1,0 +1,128 @@
+"""Readiness, the drain and the graceful shutdown, on the real process and real signals."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+import httpx
+from conftest import StartService
+from support.waiting import wait_for
+
+
+def test_sigterm_drains_serves_in_flight_and_exits_0(start_service: StartService) -> None:
+    drain, timeout = 1.0, 5.0
+    service = start_service(
+        "--num", "32", "--workers", "2",
+        "--drain-delay", str(drain), "--shutdown-timeout", str(timeout),
+    )  # fmt: skip
+    # Requests still computing when the signal comes: each fib(32) takes about 0.1 s here,
+    # and 12 of them on 2 workers outlast the drain delay.
+    statuses: list[int | str] = []
+
+    def call() -> None:
+        try:
+            statuses.append(httpx.get(f"{service.url}/abc", timeout=30).status_code)
+        except httpx.HTTPError as error:
+            statuses.append(repr(error))
+
+    clients = [threading.Thread(target=call) for _ in range(12)]
+    for client in clients:
+        client.start()
+    wait_for(
+        lambda: service.metric("example_service_http_requests_in_flight") >= 13,
+        10,
+        "the 12 requests to be in flight",
+    )
+    signalled = time.monotonic()
+    service.signal(signal.SIGTERM)
+    wait_for(
+        lambda: service.get("/readyz", timeout=1).status_code == 503,
+        0.1,
+        "/readyz to answer 503 within 100 ms of SIGTERM",
+        interval=0.005,
+    )
+    readiness = service.get("/readyz")
+    assert readiness.text == "not ready: draining\n"
+    # Still serving during the drain delay, so late requests from load balancers succeed.
+    assert service.get("/healthz").status_code == 200
+    for client in clients:
+        client.join(30)
+    assert statuses == [200] * 12
+    status = service.process.wait(drain + timeout + 2)
+    assert status == 0
+    assert time.monotonic() - signalled < drain + timeout
+    logs = service.logs()
+    served = [e for e in logs if e["message"] == "request" and e["route"] == "/abc"]
+    assert [e["status"] for e in served] == [200] * 12
+    steps = [e["step"] for e in logs if "step" in e]
+    assert steps == ["drain", "close", "in-flight", "exit"]
+
+
+def test_in_flight_requests_finish_after_the_listener_closes(start_service: StartService) -> None:
+    service = start_service(
+        "--num", "33", "--workers", "1", "--drain-delay", "0", "--shutdown-timeout", "10"
+    )
+    statuses: list[int] = []
+    clients = [
+        threading.Thread(
+            target=lambda: statuses.append(httpx.get(f"{service.url}/abc", timeout=30).status_code)
+        )
+        for _ in range(3)
+    ]
+    for client in clients:
+        client.start()
+    wait_for(
+        lambda: service.metric("example_service_http_requests_in_flight") >= 4,
+        10,
+        "3 requests in flight",
+    )
+    service.signal(signal.SIGTERM)
+    wait_for(
+        lambda: any(e.get("step") == "close" for e in service.logs()), 5, "the listener to close"
+    )
+    for client in clients:
+        client.join(30)
+    assert statuses == [200] * 3
+    assert service.process.wait(15) == 0
+
+
+def test_shutdown_timeout_abandons_what_is_left_and_stops_the_workers(
+    start_service: StartService,
+) -> None:
+    service = start_service(
+        "--num", "40", "--num-max", "40", "--request-timeout", "60",
+        "--drain-delay", "0", "--shutdown-timeout", "0.5",
+    )  # fmt: skip
+    client = threading.Thread(
+        target=lambda: httpx.get(f"{service.url}/abc", timeout=30), daemon=True
+    )
+    client.start()
+    wait_for(
+        lambda: service.metric("example_service_http_requests_in_flight") >= 2, 10, "in flight"
+    )
+    started = time.monotonic()
+    service.signal(signal.SIGTERM)
+    assert service.process.wait(10) == 0
+    assert time.monotonic() - started < 3
+    abandoned = [e for e in service.logs() if e.get("step") == "in-flight"]
+    assert abandoned[0]["abandoned"] == 1
+
+
+def test_second_signal_exits_at_once(start_service: StartService) -> None:
+    service = start_service("--drain-delay", "30")
+    service.signal(signal.SIGTERM)
+    wait_for(lambda: service.get("/readyz").status_code == 503, 5, "draining")
+    started = time.monotonic()
+    service.signal(signal.SIGINT)
+    assert service.process.wait(5) == 128 + signal.SIGINT
+    assert time.monotonic() - started < 2
+
+
+def test_not_ready_until_serving_then_ready(start_service: StartService) -> None:
+    service = start_service("--access-log", "off", ready=False)
+    # The first answer /readyz gives is already "ready": readiness flips before the first
+    # accepted connection, and the port refuses connections until then.
+    first = wait_for(lambda: service.get("/readyz", timeout=1), 10, "a first answer")
+    assert first.status_code == 200

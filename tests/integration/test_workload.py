@@ -1,0 +1,103 @@
+"""The workload never makes the service unresponsive, and a deadline stops runaway work."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+from pathlib import Path
+
+import httpx
+from conftest import StartService
+from support.waiting import wait_for
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += [int(child), *descendants(int(child))]
+    return found
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except FileNotFoundError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / TICKS
+
+
+def test_probes_and_scrapes_stay_fast_while_abc_is_saturated(start_service: StartService) -> None:
+    service = start_service("--num", "27", "--access-log", "off")
+    probe_latencies: dict[str, list[float]] = {"/healthz": [], "/readyz": [], "/metrics": []}
+
+    async def saturate(client: httpx.AsyncClient, until: float, statuses: list[int]) -> None:
+        while time.monotonic() < until:
+            statuses.append((await client.get("/abc")).status_code)
+
+    async def probe(until: float) -> None:
+        async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+            while time.monotonic() < until:
+                for path, latencies in probe_latencies.items():
+                    started = time.perf_counter()
+                    response = await client.get(path)
+                    latencies.append(time.perf_counter() - started)
+                    assert response.status_code == 200
+
+    async def main() -> list[int]:
+        statuses: list[int] = []
+        limits = httpx.Limits(max_connections=32)
+        async with httpx.AsyncClient(base_url=service.url, timeout=30, limits=limits) as load:
+            # Warm the worker pool first, so its start-up is not measured as probe latency.
+            await load.get("/abc")
+            until = time.monotonic() + 4
+            await asyncio.gather(
+                *(saturate(load, until, statuses) for _ in range(32)), probe(until)
+            )
+        return statuses
+
+    statuses = asyncio.run(main())
+    assert len(statuses) > 50
+    assert set(statuses) == {200}
+    for path, latencies in probe_latencies.items():
+        p99 = statistics.quantiles(latencies, n=100)[98]
+        assert p99 < 0.050, f"{path} p99 {p99 * 1000:.1f} ms over {len(latencies)} probes"
+
+
+def test_deadline_turns_runaway_work_into_a_counted_503(start_service: StartService) -> None:
+    service = start_service("--num", "40", "--num-max", "40", "--request-timeout", "0.5")
+    started = time.monotonic()
+    response = service.get("/abc")
+    elapsed = time.monotonic() - started
+    assert response.status_code == 503
+    assert response.text == "computation of fib(40) exceeded the 0.5 s request deadline\n"
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert 0.5 <= elapsed < 2
+    assert service.metric('http_requests_total{method="GET",route="/abc",status="503"}') == 1
+    assert service.metric("request_total") == 1
+    assert any(e["message"] == "request deadline exceeded" for e in service.logs())
+
+    # The worker stopped computing: the service's processes are idle again.
+    pids = [service.process.pid, *descendants(service.process.pid)]
+
+    def idle() -> bool:
+        before = cpu_seconds(pids)
+        time.sleep(0.3)  # a measurement window, not a wait for a condition
+        return cpu_seconds(pids) - before < 0.05
+
+    wait_for(idle, 5, "the service's processes to stop burning CPU")
+    # And the pool still works afterwards.
+    assert service.get("/abc").status_code == 503
+
+
+def test_small_num_runs_inline_without_worker_processes(start_service: StartService) -> None:
+    service = start_service("--num", "12")
+    assert service.get("/abc").status_code == 200
+    assert descendants(service.process.pid) == []

@@ -1,0 +1,1 @@
+"""Helpers the test suites share: running the real service, waiting on conditions."""
