@@ -21,6 +21,7 @@ def _parser() -> argparse.ArgumentParser:
             "/readyz and /info on one port. Every option can also be set by the environment "
             "variable named after it (env); a flag wins over the variable."
         ),
+        epilog="Subcommands: `example-service stack --help` runs the lab on this machine.",
     )
     defaults = Settings()
     for option in OPTIONS:
@@ -39,6 +40,15 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    if arguments[:1] == ["stack"]:
+        from example_service.stack.cli import main as stack_main
+
+        return stack_main(arguments[1:])
+    return serve(arguments)
+
+
+def serve(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     try:
         settings = from_environment(vars(args))

@@ -9,10 +9,12 @@ deadline that the worker itself enforces, so a runaway request stops burning CPU
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 # fib(16) and above go to the pool (measured in bench/, see README "Performance").
 INLINE_MAX = 15
 WORKER_NICENESS = 10
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def fib(n: int) -> int:
@@ -45,7 +48,16 @@ def _raise_deadline(signum: int, frame: FrameType | None) -> None:
     raise DeadlineExceeded
 
 
-def _init_worker() -> None:
+def _die_with_parent(parent: int) -> None:
+    """Ask the kernel to kill this worker when the service dies, even by SIGKILL."""
+    if sys.platform == "linux":
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the service died before the request above took effect
+        os._exit(1)
+
+
+def _init_worker(parent: int) -> None:
+    _die_with_parent(parent)
     # Below the event loop's priority, so the loop gets a core as soon as a probe or a scrape
     # arrives, even with every core busy computing. Raising niceness needs no privilege.
     os.nice(WORKER_NICENESS)
@@ -82,12 +94,15 @@ class Workload:
 
     def _executor(self) -> ProcessPoolExecutor:
         # Created on first use: a service whose NUM stays small never starts a process.
-        # forkserver, not fork: forking a process whose server threads hold locks can hang.
+        # spawn, not fork: forking a process whose server threads hold locks can hang; and
+        # not forkserver: its workers are the fork server's children, which outlive a
+        # service killed with SIGKILL.
         if self._pool is None:
-            context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
             self._pool = ProcessPoolExecutor(
-                self._workers, mp_context=context, initializer=_init_worker
+                self._workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(os.getpid(),),
             )
         return self._pool
 

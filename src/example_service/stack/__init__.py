@@ -1,0 +1,1 @@
+"""The lab on one machine: replicas, Prometheus and Alertmanager on loopback."""
