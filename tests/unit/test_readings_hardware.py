@@ -1,0 +1,400 @@
+"""CPU temperature, sensors, disk and ext4 errors read from fixture sysfs trees.
+
+The trees under tests/fixtures/readings are modelled on real machines (see its README); the
+broken cases are made from copies at test time. Tests run as root, for whom chmod 000 hides
+nothing: an unreadable file is a directory where the file should be (reading it fails with
+EISDIR), and failing reads (EIO, EAGAIN) come from patching readings.read_file, the one
+function every read goes through."""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+from prometheus_client import CollectorRegistry, generate_latest
+
+from example_service.metrics import readings
+from example_service.metrics.hardware import HardwareCollector
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
+GOLDEN = FIXTURES / "golden"
+LOGGER = "example_service.readings"
+MACHINES = ["intel-desktop", "amd-desktop", "raspberry-pi", "server", "nvme-only", "vm"]
+
+
+def scrape(collector: HardwareCollector) -> str:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return generate_latest(registry).decode()
+
+
+def assert_golden(text: str, name: str) -> None:
+    golden = GOLDEN / f"{name}.prom"
+    if not golden.exists():
+        golden.write_text(text)
+        pytest.fail(f"wrote {golden}: check it by hand, then run again")
+    assert text.splitlines() == golden.read_text().splitlines()
+
+
+def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelname == "WARNING"]
+
+
+def copy(machine: str, tmp_path: Path) -> Path:
+    """A scratch copy of a machine's sysfs tree, links kept as links."""
+    sysfs = tmp_path / machine / "sys"
+    shutil.copytree(FIXTURES / machine / "sys", sysfs, symlinks=True)
+    return sysfs
+
+
+def failing_reads(
+    monkeypatch: pytest.MonkeyPatch, suffix: str, action: Callable[[Path], None]
+) -> None:
+    """Runs action on the file whose real path ends with suffix just before it is read."""
+    original = readings.read_file
+
+    def read_file(name: str, dir_fd: int | None = None) -> str:
+        directory = os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd is not None else ""
+        path = Path(directory, name).resolve()
+        if str(path).endswith(suffix):
+            action(path)
+        return original(name, dir_fd)
+
+    monkeypatch.setattr(readings, "read_file", read_file)
+
+
+def raise_error(code: int) -> Callable[[Path], None]:
+    def fail(path: Path) -> None:
+        raise OSError(code, os.strerror(code), str(path))
+
+    return fail
+
+
+@pytest.mark.parametrize("machine", MACHINES)
+def test_machine_readings_match_golden(machine: str, caplog: pytest.LogCaptureFixture) -> None:
+    collector = HardwareCollector(sysfs_root=FIXTURES / machine / "sys")
+    first, second = scrape(collector), scrape(collector)
+    assert first == second  # the second scrape uses the cached chip layouts
+    assert_golden(first, f"hardware-{machine}")
+    # Only the VM has a source that cannot be read: it has no sensor at all.
+    expected = [] if machine != "vm" else ["cpu_temperature readings unavailable"]
+    assert [message.split(":")[0] for message in warnings(caplog)] == expected
+
+
+def test_vm_without_sensor_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    collector = HardwareCollector(sysfs_root=FIXTURES / "vm" / "sys")
+    for _ in range(3):
+        text = scrape(collector)
+    assert "cpu_temperature_celsius" not in text
+    assert 'example_service_source_up{source="cpu_temperature"} 0.0' in text
+    root = FIXTURES / "vm" / "sys"
+    assert warnings(caplog) == [
+        f"cpu_temperature readings unavailable: no CPU temperature in {root}/class/hwmon "
+        f"or {root}/class/thermal"
+    ]
+
+
+# Broken cases: (name, machine, what breaks it), each with its golden page. -----------------
+
+
+def unreadable(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The package sensor is a directory: the CPU falls back to the x86_pkg_temp zone."""
+    package = sysfs / "devices/platform/coretemp.0/hwmon/hwmon3/temp1_input"
+    package.unlink()
+    package.mkdir()
+
+
+def empty(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (sysfs / "block/sdb/device/ioerr_cnt").write_text("")
+
+
+def garbage(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (sysfs / "class/thermal/thermal_zone0/temp").write_text("garbage\n")
+
+
+def negative(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (sysfs / "block/sdc/device/ioerr_cnt").write_text("-0x1\n")
+    (sysfs / "fs/ext4/dm-0/errors_count").write_text("-3\n")
+
+
+def vanished(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """sdc's counter goes between listing and reading, as when a disk is pulled."""
+    failing_reads(monkeypatch, "0:0:2:0/ioerr_cnt", lambda path: path.unlink(missing_ok=True))
+
+
+def chip_vanished(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The NVMe drive's hwmon directory is gone but still listed: a dangling link."""
+    shutil.rmtree(sysfs / "devices/pci0000:00/0000:00:1d.0/0000:3d:00.0/nvme/nvme0/hwmon1")
+
+
+def io_error(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    failing_reads(monkeypatch, "0000:00:18.3/hwmon/hwmon2/temp1_input", raise_error(errno.EIO))
+
+
+def busy(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    failing_reads(monkeypatch, "nvme/nvme0/hwmon1/temp3_input", raise_error(errno.EAGAIN))
+
+
+def below_absolute_zero(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (sysfs / "devices/pci0000:00/0000:00:18.3/hwmon/hwmon2/temp3_input").write_text("-300000\n")
+
+
+class Broken(NamedTuple):
+    name: str
+    machine: str
+    breaks: Callable[[Path, pytest.MonkeyPatch], None]
+    warnings: list[str]  # the one warning per broken source, up to its first ":"
+
+
+BROKEN = [
+    Broken("unreadable", "intel-desktop", unreadable, ["cpu_temperature readings incomplete"]),
+    Broken("empty", "server", empty, ["disk_errors readings unavailable"]),
+    Broken("garbage", "raspberry-pi", garbage, ["cpu_temperature readings unavailable"]),
+    Broken(
+        "negative",
+        "server",
+        negative,
+        ["disk_errors readings unavailable", "ext4_errors readings unavailable"],
+    ),
+    Broken("vanished", "server", vanished, []),
+    Broken("chip-vanished", "intel-desktop", chip_vanished, []),
+    Broken("eio", "amd-desktop", io_error, ["cpu_temperature readings unavailable"]),
+    Broken("eagain", "intel-desktop", busy, ["cpu_temperature readings incomplete"]),
+    Broken(
+        "below-absolute-zero",
+        "amd-desktop",
+        below_absolute_zero,
+        ["cpu_temperature readings incomplete"],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", BROKEN, ids=[case.name for case in BROKEN])
+def test_broken_source_yields_no_sample_and_one_warning(
+    case: Broken, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    sysfs = copy(case.machine, tmp_path)
+    case.breaks(sysfs, monkeypatch)
+    collector = HardwareCollector(sysfs_root=sysfs)
+    pages = [scrape(collector) for _ in range(3)]
+    assert pages[0] == pages[1] == pages[2]
+    assert_golden(pages[0], f"broken-{case.name}")
+    assert [message.split(":")[0] for message in warnings(caplog)] == case.warnings
+
+
+def test_warning_names_the_file_and_the_reason(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sysfs = copy("server", tmp_path)
+    (sysfs / "block/sdb/device/ioerr_cnt").write_text("0xzz\n")
+    scrape(HardwareCollector(sysfs_root=sysfs))
+    assert warnings(caplog) == [
+        f"disk_errors readings unavailable: {sysfs}/block/sdb/device/ioerr_cnt: "
+        "not a number: '0xzz\\n'"
+    ]
+
+
+def test_a_source_that_recovers_says_so_and_warns_again_when_it_breaks(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    sysfs = copy("server", tmp_path)
+    counter = sysfs / "block/sdb/device/ioerr_cnt"
+    collector = HardwareCollector(sysfs_root=sysfs)
+    for text in ["", "", "0x1f\n", "0x1f\n", "junk\n", "0x20\n"]:
+        counter.write_text(text)
+        scrape(collector)
+    logged = [(r.levelname, r.getMessage().split(":")[0]) for r in caplog.records]
+    assert logged == [
+        ("WARNING", "disk_errors readings unavailable"),
+        ("INFO", "disk_errors readings recovered"),
+        ("WARNING", "disk_errors readings unavailable"),
+        ("INFO", "disk_errors readings recovered"),
+    ]
+    assert all(getattr(r, "source", None) == "disk_errors" for r in caplog.records)
+
+
+# The CPU rules, on small trees built here. -----------------------------------------------
+
+
+def chip(sysfs: Path, number: int, name: str, sensors: dict[int, tuple[int, str | None]]) -> None:
+    directory = sysfs / f"devices/platform/{name}.0/hwmon/hwmon{number}"
+    directory.mkdir(parents=True)
+    (sysfs / "class/hwmon").mkdir(parents=True, exist_ok=True)
+    (sysfs / f"class/hwmon/hwmon{number}").symlink_to(directory)
+    (directory / "name").write_text(f"{name}\n")
+    (directory / "device").symlink_to(f"../../../{name}.0")
+    for channel, (millidegrees, label) in sensors.items():
+        (directory / f"temp{channel}_input").write_text(f"{millidegrees}\n")
+        if label is not None:
+            (directory / f"temp{channel}_label").write_text(f"{label}\n")
+
+
+def zone(sysfs: Path, number: int, kind: str, millidegrees: int) -> None:
+    directory = sysfs / f"class/thermal/thermal_zone{number}"
+    directory.mkdir(parents=True)
+    (directory / "type").write_text(f"{kind}\n")
+    (directory / "temp").write_text(f"{millidegrees}\n")
+
+
+def cpu_temperature(sysfs: Path) -> str | None:
+    lines = scrape(HardwareCollector(sysfs_root=sysfs)).splitlines()
+    return next((line for line in lines if line.startswith("cpu_temperature_celsius ")), None)
+
+
+def test_k10temp_prefers_tdie_to_tctl_which_carries_an_offset(tmp_path: Path) -> None:
+    # A Threadripper 2950X: Tctl reads 27 degrees above the die.
+    chip(tmp_path, 0, "k10temp", {1: (76500, "Tctl"), 2: (49500, "Tdie"), 3: (47000, "Tccd1")})
+    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius 49.5"
+
+
+def test_old_coretemp_labels_the_package_physical_id(tmp_path: Path) -> None:
+    chip(tmp_path, 0, "coretemp", {1: (55000, "Physical id 0"), 2: (58000, "Core 0")})
+    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius 55.0"
+
+
+def test_coretemp_without_package_sensor_gives_the_hottest_core(tmp_path: Path) -> None:
+    chip(tmp_path, 0, "coretemp", {2: (51000, "Core 0"), 3: (56000, "Core 1")})
+    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius 56.0"
+
+
+def test_several_cpu_chips_give_the_hottest(tmp_path: Path) -> None:
+    chip(tmp_path, 0, "k10temp", {1: (61000, "Tctl")})
+    chip(tmp_path, 1, "k10temp", {1: (64000, "Tctl")})
+    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius 64.0"
+
+
+def test_zones_of_cpu_types_beat_a_hotter_acpi_zone(tmp_path: Path) -> None:
+    chip(tmp_path, 0, "nvme", {1: (70000, "Composite")})  # not a CPU chip
+    zone(tmp_path, 0, "acpitz", 80000)
+    zone(tmp_path, 1, "x86_pkg_temp", 45000)
+    zone(tmp_path, 2, "iwlwifi_1", 90000)
+    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius 45.0"
+
+
+def test_acpitz_is_the_last_resort(tmp_path: Path) -> None:
+    zone(tmp_path, 0, "acpitz", 27800)
+    zone(tmp_path, 1, "acpitz", 29800)
+    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius 29.8"
+
+
+def test_negative_temperatures_are_real_readings(tmp_path: Path) -> None:
+    chip(tmp_path, 0, "cpu_thermal", {1: (-5000, None)})
+    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius -5.0"
+
+
+def test_repeated_and_missing_labels_fall_back_to_the_channel(tmp_path: Path) -> None:
+    chip(tmp_path, 0, "nct6798", {1: (30000, "SYSTIN"), 2: (31000, "SYSTIN"), 3: (32000, "")})
+    assert [
+        line
+        for line in scrape(HardwareCollector(sysfs_root=tmp_path)).splitlines()
+        if line.startswith("example_service_sensor")
+    ] == [
+        'example_service_sensor_temperature_celsius{chip="nct6798.0",sensor="SYSTIN"} 30.0',
+        'example_service_sensor_temperature_celsius{chip="nct6798.0",sensor="temp2"} 31.0',
+        'example_service_sensor_temperature_celsius{chip="nct6798.0",sensor="temp3"} 32.0',
+    ]
+
+
+def test_labels_are_read_once_per_chip_and_again_for_a_new_chip(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    chip(tmp_path, 0, "coretemp", {1: (50000, "Package id 0")})
+    read: list[str] = []
+    original = readings.read_file
+
+    def counting(name: str, dir_fd: int | None = None) -> str:
+        read.append(name)
+        return original(name, dir_fd)
+
+    monkeypatch.setattr(readings, "read_file", counting)
+    collector = HardwareCollector(sysfs_root=tmp_path)
+    scrape(collector)
+    scrape(collector)
+    assert read.count("temp1_label") == 1
+    assert read.count("temp1_input") == 2
+
+    # The driver is reloaded: a new directory (a new inode) behind the same hwmon0.
+    old = tmp_path / "devices/platform/coretemp.0/hwmon/hwmon0"
+    new = old.with_name("hwmon0.new")
+    shutil.copytree(old, new, symlinks=True)
+    (new / "temp1_label").write_text("Package id 1\n")
+    shutil.rmtree(old)
+    new.rename(old)
+    assert 'sensor="Package id 1"' in scrape(collector)
+
+
+def test_unreadable_label_keeps_the_reading_and_is_read_again(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    chip(tmp_path, 0, "coretemp", {1: (50000, None), 2: (48000, "Core 0")})
+    label = tmp_path / "devices/platform/coretemp.0/hwmon/hwmon0/temp1_label"
+    label.mkdir()
+    collector = HardwareCollector(sysfs_root=tmp_path)
+    sensors = [line for line in scrape(collector).splitlines() if "sensor=" in line]
+    assert sensors == [
+        'example_service_sensor_temperature_celsius{chip="coretemp.0",sensor="temp1"} 50.0',
+        'example_service_sensor_temperature_celsius{chip="coretemp.0",sensor="Core 0"} 48.0',
+    ]
+    label.rmdir()
+    label.write_text("Package id 0\n")
+    listed = tmp_path / "class/hwmon/hwmon0/temp1_label"  # the path as sysfs lists it
+    assert 'sensor="Package id 0"} 50.0' in scrape(collector)
+    assert [
+        (r.levelname, r.getMessage()) for r in caplog.records if "cpu_temperature" in r.getMessage()
+    ] == [
+        (
+            "WARNING",
+            f"cpu_temperature readings incomplete: {listed}: Is a directory",
+        ),
+        ("INFO", "cpu_temperature readings recovered"),
+    ]
+
+
+def test_kernel_device_names_with_slashes(tmp_path: Path) -> None:
+    counter = tmp_path / "block/cciss!c0d0/device/ioerr_cnt"
+    counter.parent.mkdir(parents=True)
+    counter.write_text("0x2\n")
+    assert 'hd_errors_total{device="/dev/cciss/c0d0"} 2.0' in scrape(
+        HardwareCollector(sysfs_root=tmp_path)
+    )
+
+
+# The largest machine: every sensor and disk, nothing dropped. ----------------------------
+
+
+def build_largest(root: Path) -> tuple[Path, int, int]:
+    spec = importlib.util.spec_from_file_location("largest", FIXTURES / "largest.py")
+    assert spec is not None
+    assert spec.loader is not None
+    largest = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(largest)
+    sysfs: Path = largest.build(root)
+    return sysfs, largest.SENSORS, largest.SCSI_DISKS
+
+
+def test_largest_machine(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    sysfs, sensors, disks = build_largest(tmp_path)
+    assert sensors >= 64
+    assert disks >= 32
+    lines = scrape(HardwareCollector(sysfs_root=sysfs)).splitlines()
+    assert sum(
+        line.startswith("example_service_sensor_temperature_celsius{") for line in lines
+    ) == (sensors)
+    assert sum(line.startswith("hd_errors_total{") for line in lines) == disks
+    assert sum(line.startswith("example_service_ext4_errors_total{") for line in lines) == disks
+    assert "cpu_temperature_celsius 40.25" in lines
+    assert 'hd_errors_total{device="/dev/sdaf"} 31.0' in lines
+    assert (
+        'example_service_sensor_temperature_celsius{chip="nvme-nvme3",sensor="Sensor 2"} 40.75'
+        in (lines)
+    )
+    assert warnings(caplog) == []

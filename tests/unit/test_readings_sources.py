@@ -1,0 +1,176 @@
+"""What the reading sources share: one example_service_source_up family for all of them,
+registration that reads nothing, the demo source, and a page that survives every source
+failing."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    GCCollector,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+
+from example_service.metrics import readings
+from example_service.metrics.container import CgroupReader, ContainerCollector
+from example_service.metrics.demo import DemoCollector
+from example_service.metrics.hardware import HardwareCollector
+from example_service.metrics.readings import DescribedCollector, ReadingsCollector, SourceHealth
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
+GOLDEN = FIXTURES / "golden"
+LOGGER = "example_service.readings"
+
+
+def page(collector: ReadingsCollector) -> str:
+    registry = CollectorRegistry()
+    registry.register(collector)
+    return generate_latest(registry).decode()
+
+
+def assert_golden(text: str, name: str) -> None:
+    golden = GOLDEN / f"{name}.prom"
+    if not golden.exists():
+        golden.write_text(text)
+        pytest.fail(f"wrote {golden}: check it by hand, then run again")
+    assert text.splitlines() == golden.read_text().splitlines()
+
+
+def records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == LOGGER]
+
+
+def container(case: str) -> ContainerCollector:
+    root = FIXTURES / case
+    reader = CgroupReader(cgroup_root=root / "sys/fs/cgroup", procfs_root=root / "proc")
+    return ContainerCollector(cgroup=reader)
+
+
+def test_source_health_logs_transitions_only(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    health = SourceHealth("disk_errors")
+    health.report(up=True, problems=[])
+    health.report(up=False, problems=["a: broken"])
+    health.report(up=False, problems=["a: broken", "b: broken"])
+    health.report(up=True, problems=["b: broken"])  # still failing: nothing new to say
+    health.report(up=True, problems=[])
+    health.report(up=True, problems=["1", "2", "3", "4", "5"])
+    assert records(caplog) == [
+        ("WARNING", "disk_errors readings unavailable: a: broken"),
+        ("INFO", "disk_errors readings recovered"),
+        ("WARNING", "disk_errors readings incomplete: 1; 2; 3 (and 2 more)"),
+    ]
+
+
+def test_hardware_and_cgroup_share_one_source_up_family() -> None:
+    combined = ReadingsCollector(
+        HardwareCollector(sysfs_root=FIXTURES / "server/sys"), container("cgroup-v2-limits")
+    )
+    assert_golden(page(combined), "readings-server-cgroup-v2")
+
+
+def test_demo_replaces_the_hardware_readings(caplog: pytest.LogCaptureFixture) -> None:
+    demo = DemoCollector()
+    assert records(caplog) == [
+        (
+            "WARNING",
+            "demo readings on: cpu_temperature_celsius 65.3 and hd_errors_total{device='/dev/sda'} "
+            "1 are the lab's hand-set figures, not readings of this machine",
+        )
+    ]
+    assert_golden(page(ReadingsCollector(demo, container("cgroup-v2-limits"))), "demo")
+
+
+def test_demo_and_hardware_cannot_be_combined() -> None:
+    with pytest.raises(ValueError, match="two reading collectors describe cpu_temperature_celsius"):
+        ReadingsCollector(DemoCollector(), HardwareCollector(sysfs_root=FIXTURES / "vm/sys"))
+
+
+def test_openmetrics_page_has_no_created_series() -> None:
+    registry = CollectorRegistry()
+    registry.register(
+        ReadingsCollector(
+            HardwareCollector(sysfs_root=FIXTURES / "server/sys"), container("cgroup-v1-limits")
+        )
+    )
+    text = generate_openmetrics(registry).decode()  # type: ignore[no-untyped-call]
+    assert "_created" not in text
+    assert 'hd_errors_total{device="/dev/sdb"} 31.0' in text
+    assert "# TYPE example_service_cgroup info" in text
+    assert text.endswith("# EOF\n")
+
+
+def test_every_source_broken_leaves_the_rest_of_the_page(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    missing = tmp_path / "missing"
+    registry = CollectorRegistry(auto_describe=True)
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    GCCollector(registry=registry)
+    requests = Counter("request", "Number of request processed by this service.", registry=registry)
+    requests.inc()
+    registry.register(
+        ReadingsCollector(
+            HardwareCollector(sysfs_root=missing),
+            ContainerCollector(cgroup=CgroupReader(cgroup_root=missing, procfs_root=missing)),
+        )
+    )
+    for _ in range(3):
+        text = generate_latest(registry).decode()
+    lines = text.splitlines()
+    assert "request_total 1.0" in lines
+    assert any(line.startswith("process_resident_memory_bytes ") for line in lines)
+    assert any(line.startswith("python_info{") for line in lines)
+    assert any(line.startswith("python_gc_objects_collected_total{") for line in lines)
+    # Nothing made up: the only readings left say that nothing could be read.
+    assert [line for line in lines if line.startswith(("example_service_", "cpu_", "hd_"))] == [
+        "example_service_demo_readings 0.0",
+        'example_service_source_up{source="cpu_temperature"} 0.0',
+        'example_service_source_up{source="disk_errors"} 0.0',
+        'example_service_source_up{source="ext4_errors"} 0.0',
+        'example_service_source_up{source="cgroup"} 0.0',
+    ]
+    # One warning per source, not one per scrape.
+    assert [message.split(" readings")[0] for _, message in records(caplog)] == [
+        "cpu_temperature",
+        "disk_errors",
+        "ext4_errors",
+        "cgroup",
+    ]
+
+
+def test_registering_reads_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Building the cgroup reader finds the cgroup, and the demo warns when built: both happen
+    # before registration, which must then touch no file.
+    missing = tmp_path / "missing"
+    cgroup = CgroupReader(cgroup_root=missing, procfs_root=missing)
+    collectors: list[DescribedCollector] = [
+        HardwareCollector(sysfs_root=missing),
+        ContainerCollector(cgroup=cgroup),
+        ReadingsCollector(HardwareCollector(sysfs_root=missing), ContainerCollector(cgroup=cgroup)),
+        ReadingsCollector(DemoCollector(), ContainerCollector(cgroup=cgroup)),
+    ]
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+
+    def refuse(name: object, *args: object, **kwargs: object) -> None:
+        raise AssertionError(f"touched {name} while registering")
+
+    monkeypatch.setattr(readings, "read_file", refuse)
+    for name in ("open", "listdir", "readlink", "stat", "scandir"):
+        monkeypatch.setattr(os, name, refuse)
+    for collector in collectors:
+        CollectorRegistry(auto_describe=True).register(collector)
+    monkeypatch.undo()
+    assert caplog.records == []
