@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import logging
+from pathlib import Path
 from time import perf_counter
 
 from example_service.asgi import Response, Scope
+from example_service.identity import build_identity
 from example_service.lifecycle import Lifecycle
+from example_service.metrics.container import CgroupReader
 from example_service.metrics.registry import LabMetrics
 from example_service.workload import DeadlineExceeded, Workload, WorkloadUnavailable
 
@@ -46,6 +50,7 @@ class Abc:
         return response
 
 
+JSON = b"application/json"
 HEALTHY = Response(200, b"ok\n")
 READY = Response(200, b"ready\n")
 
@@ -63,3 +68,16 @@ class Readyz:
         if self._lifecycle.ready:
             return READY
         return Response(503, f"not ready: {self._lifecycle.phase.value}\n".encode())
+
+
+class Info:
+    """GET /info: the replica's identity and its container's view of itself, as JSON."""
+
+    def __init__(self, procfs_root: Path, cgroup: CgroupReader, num: int | None) -> None:
+        self._procfs_root = procfs_root
+        self._cgroup = cgroup
+        self._num = num
+
+    async def __call__(self, scope: Scope) -> Response:
+        identity = build_identity(procfs_root=self._procfs_root, cgroup=self._cgroup, num=self._num)
+        return Response(200, json.dumps(identity, indent=2).encode() + b"\n", JSON)

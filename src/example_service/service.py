@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 from dataclasses import asdict
 
@@ -10,11 +11,15 @@ from example_service import __version__
 from example_service.access_log import AccessLog
 from example_service.app import App
 from example_service.asgi import ASGIApp
-from example_service.endpoints import Abc, Readyz, healthz
+from example_service.endpoints import Abc, Info, Readyz, healthz
 from example_service.lifecycle import Lifecycle, Phase, TrackInFlight
+from example_service.metrics.container import CgroupReader, ContainerCollector
+from example_service.metrics.demo import DemoCollector
 from example_service.metrics.exposition import MetricsEndpoint
+from example_service.metrics.hardware import HardwareCollector
 from example_service.metrics.http import RequestMetrics
 from example_service.metrics.in_flight import InFlightCollector
+from example_service.metrics.readings import ReadingsCollector
 from example_service.metrics.registry import build_registry
 from example_service.observe import Observer, ObserveRequests
 from example_service.settings import Settings
@@ -23,9 +28,17 @@ from example_service.workload import Workload
 log = logging.getLogger(__name__)
 
 
-def default_workers() -> int:
-    """The CPUs this process may run on."""
-    return len(os.sched_getaffinity(0))
+def default_workers(cgroup: CgroupReader) -> int:
+    """The CPUs the container may use: its CPU quota rounded up, else the CPUs it may run on.
+
+    A pod limited to 1.5 cores gets 2 workers: the quota is enforced over each period, and a
+    second worker uses the half core that a single one would leave idle.
+    """
+    affinity = len(os.sched_getaffinity(0))
+    quota = cgroup.cpu_limit_cores()
+    if quota is None:
+        return affinity
+    return max(1, min(affinity, math.ceil(quota)))
 
 
 class Service:
@@ -34,7 +47,16 @@ class Service:
         self.lifecycle = Lifecycle()
         registry, lab = build_registry()
         registry.register(InFlightCollector(self.lifecycle))
-        self.workload = Workload(settings.workers or default_workers(), settings.request_timeout)
+        cgroup = CgroupReader(cgroup_root=settings.cgroup_root, procfs_root=settings.procfs_root)
+        hardware: DemoCollector | HardwareCollector = (
+            DemoCollector()
+            if settings.demo_readings
+            else HardwareCollector(sysfs_root=settings.sysfs_root)
+        )
+        registry.register(ReadingsCollector(hardware, ContainerCollector(cgroup=cgroup)))
+        self.workload = Workload(
+            settings.workers or default_workers(cgroup), settings.request_timeout
+        )
         app = App(
             {
                 "/abc": {
@@ -49,6 +71,7 @@ class Service:
                 "/metrics": {"GET": MetricsEndpoint(registry)},
                 "/healthz": {"GET": healthz},
                 "/readyz": {"GET": Readyz(self.lifecycle)},
+                "/info": {"GET": Info(settings.procfs_root, cgroup, settings.num)},
             }
         )
         observers: list[Observer] = []

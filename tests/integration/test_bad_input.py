@@ -7,8 +7,7 @@ import socket
 import time
 
 import pytest
-from conftest import StartService
-from support.service import ServiceProcess
+from support.service import ServiceProcess, StartService
 from support.waiting import wait_for
 
 

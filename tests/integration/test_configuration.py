@@ -6,9 +6,8 @@ import os
 import subprocess
 
 import pytest
-from conftest import StartService
 from support.ports import free_port
-from support.service import EXECUTABLE
+from support.service import EXECUTABLE, StartService
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

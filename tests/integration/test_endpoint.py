@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import httpx
-from conftest import StartService
-from support.service import ServiceProcess
+from support.service import ServiceProcess, StartService
 
 TEXT = "text/plain; charset=utf-8"
 

@@ -7,7 +7,7 @@ import threading
 import time
 
 import httpx
-from conftest import StartService
+from support.service import StartService
 from support.waiting import wait_for
 
 

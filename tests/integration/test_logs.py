@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import signal
 
-from conftest import StartService
+from support.service import StartService
 from support.waiting import wait_for
 
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
-from conftest import StartService
+from support.service import StartService
 from support.waiting import wait_for
 
 TICKS = os.sysconf("SC_CLK_TCK")

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,3 +79,6 @@ class ServiceProcess:
             self.process.kill()
             self.process.wait(10)
         self._reader.join(5)
+
+
+StartService = Callable[..., ServiceProcess]

@@ -14,7 +14,7 @@ from pathlib import Path
 
 SERVICE_JOB = "example-service"
 # The one webhook URL of deploy/alertmanager/alertmanager.yml, written behind this anchor.
-_WEBHOOK_ANCHOR = re.compile(r"(&webhook_url\s+)(\S+)")
+_WEBHOOK_ANCHOR = re.compile(r"(url:\s*&webhook_url\s+)(\S+)")
 
 
 @dataclass(frozen=True)
