@@ -1,11 +1,9 @@
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from support.service import ServiceProcess
-
-StartService = Callable[..., ServiceProcess]
+from support.service import ServiceProcess, StartService
 
 
 @pytest.fixture
