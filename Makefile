@@ -7,10 +7,10 @@ HOST ?= 0.0.0.0
 PORT ?= 5565
 
 # Debian packages the suite runs for real, as binary=package.
-SYSTEM_PACKAGES := promtool=prometheus prometheus=prometheus \
+SYSTEM_PACKAGES := promtool=prometheus prometheus=prometheus chromium=chromium \
 	prometheus-alertmanager=prometheus-alertmanager amtool=prometheus-alertmanager
 
-.PHONY: run test lint typecheck unit bench stack clean system-packages
+.PHONY: run test lint typecheck unit bench stack clean system-packages prometheusrules
 
 $(VENV)/.run-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,8 +28,8 @@ system-packages:
 	@tools/ensure-system-packages $(SYSTEM_PACKAGES)
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench tools
+	$(BIN)/ruff format --check src tests bench tools
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
@@ -45,6 +45,10 @@ bench: $(VENV)/.dev-installed
 
 stack: $(VENV)/.run-installed system-packages
 	$(BIN)/example-service stack
+
+# The operator overlay's PrometheusRule objects, regenerated from deploy/prometheus/rules.
+prometheusrules: $(VENV)/.dev-installed
+	$(BIN)/python tools/generate_prometheusrules.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info

@@ -1,0 +1,262 @@
+"""The container image's recipe, checked from the file: no container engine runs here.
+
+What is checked is what the image promises: a pinned official slim Python base, a multi-stage
+build whose last stage receives only the installed venv, locked and hashed dependencies,
+the package installed as a wheel, a non-root numeric user, port 5565, and an exec-form
+entrypoint so that SIGTERM reaches the service. The lock is checked against pyproject.toml's
+ranges and the versions this test suite runs on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import re
+import shlex
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKERFILE = REPO / "deploy" / "container" / "Dockerfile"
+LOCK = REPO / "deploy" / "container" / "requirements.txt"
+BUILD_LOCK = REPO / "deploy" / "container" / "build-requirements.txt"
+DOCKERIGNORE = REPO / ".dockerignore"
+
+PYTHON_BASE = re.compile(r"python:(?P<version>3\.\d+\.\d+)-slim-(?P<debian>bookworm|trixie)")
+COMPILERS = ("gcc", "g++", "clang", "build-essential", "cc ", "make ", "python3-dev")
+
+
+@dataclass
+class Instruction:
+    keyword: str
+    arguments: str
+
+
+@dataclass
+class Stage:
+    base: str
+    name: str | None
+    instructions: list[Instruction] = field(default_factory=list)
+
+    def all(self, keyword: str) -> list[str]:
+        return [i.arguments for i in self.instructions if i.keyword == keyword]
+
+
+def instructions(text: str) -> list[Instruction]:
+    """Dockerfile instructions with continuation lines joined and comments removed."""
+    result: list[Instruction] = []
+    pending = ""
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not pending and (not line or line.startswith("#")):
+            continue
+        if pending and line.startswith("#"):
+            continue  # a comment inside a continued instruction
+        if line.endswith("\\"):
+            pending += line[:-1] + " "
+            continue
+        full = (pending + line).strip()
+        pending = ""
+        keyword, _, arguments = full.partition(" ")
+        result.append(Instruction(keyword.upper(), arguments.strip()))
+    assert not pending, "the Dockerfile ends inside a continued instruction"
+    return result
+
+
+def parse() -> tuple[dict[str, str], list[Stage]]:
+    """Global ARG defaults and the stages, with ${ARG} expanded in each FROM."""
+    global_args: dict[str, str] = {}
+    stages: list[Stage] = []
+    for instruction in instructions(DOCKERFILE.read_text(encoding="utf-8")):
+        if instruction.keyword == "ARG" and not stages:
+            name, _, default = instruction.arguments.partition("=")
+            global_args[name] = default
+        elif instruction.keyword == "FROM":
+            words = instruction.arguments.split()
+            words = [w for w in words if not w.startswith("--platform")]
+            base = re.sub(
+                r"\$\{(\w+)\}|\$(\w+)",
+                lambda m: global_args[m.group(1) or m.group(2)],
+                words[0],
+            )
+            name = words[2] if len(words) == 3 and words[1].upper() == "AS" else None
+            stages.append(Stage(base, name))
+        else:
+            assert stages, f"{instruction.keyword} before the first FROM"
+            stages[-1].instructions.append(instruction)
+    return global_args, stages
+
+
+def test_official_slim_python_base_pinned_to_a_patch_version() -> None:
+    _, stages = parse()
+    for stage in stages:
+        if stage.base in {s.name for s in stages}:
+            continue  # built on an earlier stage
+        assert PYTHON_BASE.fullmatch(stage.base), f"{stage.base}: not python:X.Y.Z-slim-<debian>"
+    bases = {s.base for s in stages}
+    assert len(bases) == 1, f"every stage on the same base, so the venv's python matches: {bases}"
+    assert "latest" not in DOCKERFILE.read_text(encoding="utf-8")
+
+
+def test_multi_stage_and_the_runtime_stage_gets_only_the_venv() -> None:
+    _, stages = parse()
+    assert len(stages) >= 2
+    build, runtime = stages[0], stages[-1]
+    assert build.name and runtime.name
+    copies = runtime.all("COPY")
+    assert copies, "the runtime stage copies the built venv"
+    for copy in copies:
+        assert copy.startswith(f"--from={build.name} "), f"runtime copies from the build: {copy}"
+    # No installer runs in the runtime stage: nothing to leave a cache or a compiler behind.
+    for command in runtime.all("RUN"):
+        assert "pip" not in command, command
+        assert "apt-get" not in command and "apk " not in command, command
+    for command in (c for stage in stages for c in stage.all("RUN")):
+        for compiler in COMPILERS:
+            assert compiler not in f"{command} ", f"{compiler.strip()} installed: {command}"
+
+
+def test_dependencies_from_the_hashed_lock_and_the_package_as_a_wheel() -> None:
+    _, stages = parse()
+    build = stages[0]
+    commands = " && ".join(build.all("RUN"))
+    environment = " ".join(build.all("ENV"))
+    assert "PIP_NO_CACHE_DIR=1" in environment or "--no-cache-dir" in commands
+    assert re.search(r"install[^&]*--require-hashes[^&]*-r locks/requirements\.txt", commands)
+    assert re.search(r"install[^&]*--only-binary=:all:[^&]*-r locks/requirements\.txt", commands)
+    # A wheel is built, then that wheel (and nothing from the source tree) is installed.
+    assert re.search(r"pip wheel [^&]*--no-deps[^&]*--wheel-dir /wheels \.", commands)
+    assert re.search(r"install --no-deps /wheels/example_service-\*\.whl", commands)
+    assert "install -e" not in commands and "install --editable" not in commands
+    copied = " ".join(build.all("COPY"))
+    assert "deploy/container/requirements.txt" in copied
+
+
+def lock_pins(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """name -> (version, hashes) of a pip requirements file in hash-checking form."""
+    text = re.sub(r"\\\n", " ", path.read_text(encoding="utf-8"))
+    pins: dict[str, tuple[str, list[str]]] = {}
+    for raw in text.splitlines():
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        requirement, *options = shlex.split(line)
+        name, separator, version = requirement.partition("==")
+        assert separator, f"{requirement}: not pinned with =="
+        hashes = [o.removeprefix("--hash=sha256:") for o in options if o.startswith("--hash=")]
+        assert hashes and all(re.fullmatch(r"[0-9a-f]{64}", h) for h in hashes), line
+        pins[name.lower().replace("_", "-")] = (version, hashes)
+    return pins
+
+
+def test_lock_pins_every_runtime_dependency_within_pyproject_ranges() -> None:
+    pins = lock_pins(LOCK)
+    required = [
+        Requirement(r)
+        for r in metadata.requires("example-service") or []
+        if "extra ==" not in r  # the dev extras are not in the image
+    ]
+    assert required
+    for requirement in required:
+        name = requirement.name.lower().replace("_", "-")
+        assert name in pins, f"{name} missing from {LOCK.name}"
+        assert pins[name][0] in requirement.specifier, f"{name}=={pins[name][0]} {requirement}"
+    # Transitive dependencies too (pip --require-hashes refuses an incomplete lock).
+    for name, (version, _) in pins.items():
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if installed != version:
+            continue  # its requirements may differ from the locked version's
+        for dependency in metadata.requires(name) or []:
+            parsed = Requirement(dependency)
+            if parsed.marker and not parsed.marker.evaluate({"extra": ""}):
+                continue
+            assert parsed.name.lower().replace("_", "-") in pins, f"{name} needs {parsed}"
+
+
+def test_lock_matches_the_tested_versions() -> None:
+    """The image should run what the test suite ran: the venv's versions of the locked packages.
+
+    A difference is reported as a warning, not a failure: the test venv follows
+    pyproject.toml's ranges, so an upstream release moves it ahead of the lock without anything
+    being wrong in this repository. The warning says to refresh the lock (versions and hashes).
+    """
+    for name, (version, _) in lock_pins(LOCK).items():
+        try:
+            installed = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pytest.fail(f"{name} is locked for the image but not installed in the test venv")
+        if installed != version:
+            warnings.warn(
+                f"{LOCK.name} locks {name}=={version} but the tests ran {installed}: "
+                "refresh the lock",
+                stacklevel=1,
+            )
+
+
+def test_build_lock_is_pinned_and_hashed() -> None:
+    pins = lock_pins(BUILD_LOCK)
+    assert "setuptools" in pins
+
+
+def test_runtime_user_port_and_entrypoint() -> None:
+    _, stages = parse()
+    runtime = stages[-1]
+    (user,) = runtime.all("USER")
+    uid, _, gid = user.partition(":")
+    assert uid.isdigit() and int(uid) != 0, f"USER {user}: numeric and not root"
+    assert not gid or (gid.isdigit() and int(gid) != 0)
+    assert "5565" in " ".join(runtime.all("EXPOSE")).split()
+    (entrypoint,) = runtime.all("ENTRYPOINT")
+    # Exec form (a JSON array): no /bin/sh -c between the runtime and the service, so the
+    # service is PID 1 and gets SIGTERM.
+    assert json.loads(entrypoint) == ["example-service"]
+    for cmd in runtime.all("CMD"):
+        assert cmd.startswith("["), f"CMD in exec form: {cmd}"
+    assert runtime.all("STOPSIGNAL") in ([], ["SIGTERM"])
+    environment = " ".join(runtime.all("ENV"))
+    assert "PYTHONDONTWRITEBYTECODE=1" in environment, "the root file system is read-only"
+
+
+def dockerignore_excludes(path: str) -> bool:
+    """Docker's rule: the last matching pattern wins; a pattern matches a path or a parent."""
+    excluded = False
+    for raw in DOCKERIGNORE.read_text(encoding="utf-8").splitlines():
+        pattern = raw.strip()
+        if not pattern or pattern.startswith("#"):
+            continue
+        negated = pattern.startswith("!")
+        pattern = pattern.lstrip("!").strip("/")
+        parts = path.split("/")
+        candidates = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+        regex = re.escape(pattern).replace(r"\*\*/", "(.*/)?").replace(r"\*", "[^/]*")
+        regex = regex.replace(r"\?", "[^/]")
+        if any(re.fullmatch(regex, c) or fnmatch.fnmatchcase(c, pattern) for c in candidates):
+            excluded = not negated
+    return excluded
+
+
+def test_dockerignore_keeps_what_the_build_copies_and_nothing_else() -> None:
+    _, stages = parse()
+    copied = []
+    for stage in stages:
+        for copy in stage.all("COPY"):
+            if copy.startswith("--from="):
+                continue
+            copied += copy.split()[:-1]
+    assert copied
+    for source in copied:
+        assert (REPO / source).exists(), f"COPY {source}: no such path"
+        assert not dockerignore_excludes(source), f"{source} is excluded from the context"
+    assert not dockerignore_excludes("src/example_service/__init__.py")
+    for local in (".venv", ".git", "tests", "bench", "deploy/kubernetes", "README.md.bak"):
+        assert dockerignore_excludes(local), f"{local} would be sent to the build"
+    assert dockerignore_excludes("src/example_service/__pycache__")
+    assert dockerignore_excludes("src/example_service.egg-info")
