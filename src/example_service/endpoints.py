@@ -8,6 +8,7 @@ from pathlib import Path
 from time import perf_counter
 
 from example_service.asgi import Response, Scope
+from example_service.faults import Faults
 from example_service.identity import build_identity
 from example_service.lifecycle import Lifecycle
 from example_service.metrics.container import CgroupReader
@@ -21,33 +22,53 @@ REPLY_WITH_NUM = b"there is env NUM. Computation succeeded\n"
 REPLY_WITHOUT_NUM = b"there is no env NUM. Computation succeeded\n"
 
 
+INJECTED_FAULT = Response(500, b"injected fault (FAULT_ERROR_RATIO is set)\n")
+UNAVAILABLE = Response(503, b"worker processes unavailable, retry shortly\n")
+
+
 class Abc:
     """GET /abc: computes fib(NUM), or the lab's fib(10) when NUM is unset."""
 
     def __init__(
-        self, num: int | None, n: int, workload: Workload, lab: LabMetrics | None, timeout: float
+        self,
+        *,
+        num: int | None,
+        n: int,
+        workload: Workload,
+        lab: LabMetrics | None,
+        timeout: float,
+        faults: Faults,
     ) -> None:
         self._n = n
         self._reply = REPLY_WITHOUT_NUM if num is None else REPLY_WITH_NUM
         self._workload = workload
         self._lab = lab
-        self._deadline_reply = (
-            f"computation of fib({n}) exceeded the {timeout:g} s request deadline\n".encode()
+        self._faults = faults
+        self._deadline_reply = Response(
+            503, f"computation of fib({n}) exceeded the {timeout:g} s request deadline\n".encode()
         )
 
     async def __call__(self, scope: Scope) -> Response:
         start = perf_counter()
-        try:
-            await self._workload.compute(self._n)
-            response = Response(200, self._reply)
-        except DeadlineExceeded:
-            log.warning("request deadline exceeded", extra={"n": self._n})
-            response = Response(503, self._deadline_reply)
-        except WorkloadUnavailable:
-            response = Response(503, b"worker processes unavailable, retry shortly\n")
+        response = await self._respond()
+        # Every answered /abc counts, errors included: the per-route metrics tell them apart.
         if self._lab is not None:
             self._lab.observe(perf_counter() - start)
         return response
+
+    async def _respond(self) -> Response:
+        if self._faults.enabled:
+            await self._faults.delay()
+            if self._faults.should_fail():
+                return INJECTED_FAULT
+        try:
+            await self._workload.compute(self._n)
+        except DeadlineExceeded:
+            log.warning("request deadline exceeded", extra={"n": self._n})
+            return self._deadline_reply
+        except WorkloadUnavailable:
+            return UNAVAILABLE
+        return Response(200, self._reply)
 
 
 JSON = b"application/json"

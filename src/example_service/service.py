@@ -12,6 +12,7 @@ from example_service.access_log import AccessLog
 from example_service.app import App
 from example_service.asgi import ASGIApp
 from example_service.endpoints import Abc, Info, Readyz, healthz
+from example_service.faults import Faults
 from example_service.lifecycle import Lifecycle, Phase, TrackInFlight
 from example_service.metrics.container import CgroupReader, ContainerCollector
 from example_service.metrics.demo import DemoCollector
@@ -57,15 +58,22 @@ class Service:
         self.workload = Workload(
             settings.workers or default_workers(cgroup), settings.request_timeout
         )
+        faults = Faults(settings.fault_error_ratio, settings.fault_latency)
+        if faults.enabled:
+            log.warning(
+                "fault injection is on: /abc fails or slows down on purpose",
+                extra={"error_ratio": faults.error_ratio, "latency_ms": str(faults.latency)},
+            )
         app = App(
             {
                 "/abc": {
                     "GET": Abc(
-                        settings.num,
-                        settings.fib_n,
-                        self.workload,
-                        lab if settings.request_metrics else None,
-                        settings.request_timeout,
+                        num=settings.num,
+                        n=settings.fib_n,
+                        workload=self.workload,
+                        lab=lab if settings.request_metrics else None,
+                        timeout=settings.request_timeout,
+                        faults=faults,
                     )
                 },
                 "/metrics": {"GET": MetricsEndpoint(registry)},

@@ -11,9 +11,11 @@ import math
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+from example_service.faults import MAX_LATENCY_MS, Latency
 
 # Measured here: fib(35) takes 0.53 s of one core and fib(36) 0.84 s. 35 keeps one request
 # under about a second with room for a slower node. NUM_MAX raises it deliberately.
@@ -50,6 +52,8 @@ class Settings:
     cgroup_root: Path = Path("/sys/fs/cgroup")
     demo_readings: bool = False
     request_metrics: bool = True
+    fault_error_ratio: float = 0.0
+    fault_latency: Latency = field(default_factory=Latency)
 
     @property
     def fib_n(self) -> int:
@@ -114,6 +118,13 @@ def _log_level(text: str) -> str:
     if text.lower() not in LOG_LEVELS:
         raise ValueError
     return text.lower()
+
+
+def _ratio(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:  # also rejects nan
+        raise ValueError
+    return value
 
 
 def _directory(text: str) -> Path:
@@ -246,6 +257,22 @@ OPTIONS: tuple[Option, ...] = (
         _switch,
         "on or off",
         "record per-request metrics (off only to measure their cost)",
+    ),
+    Option(
+        "fault_error_ratio",
+        "--fault-error-ratio",
+        "FAULT_ERROR_RATIO",
+        _ratio,
+        "a number from 0 to 1",
+        "share of /abc requests answered 500 on purpose (fault injection; never in production)",
+    ),
+    Option(
+        "fault_latency",
+        "--fault-latency-ms",
+        "FAULT_LATENCY_MS",
+        Latency.parse,
+        f"milliseconds N or a range MIN-MAX, up to {MAX_LATENCY_MS}",
+        "delay added to every /abc request, fixed or drawn uniformly (fault injection)",
     ),
 )
 

@@ -73,6 +73,10 @@ def test_num_with_surrounding_spaces_is_trimmed(start_service: StartService) -> 
         ((), {"LOG_LEVEL": "loud"}, "invalid LOG_LEVEL 'loud': expected one of debug, info"),
         ((), {"SYSFS_ROOT": ""}, "invalid SYSFS_ROOT '': expected a directory path"),
         ((), {"DEMO_READINGS": "2"}, "invalid DEMO_READINGS '2': expected on or off"),
+        ((), {"FAULT_ERROR_RATIO": "1.5"}, "invalid FAULT_ERROR_RATIO '1.5': expected a number"),
+        ((), {"FAULT_ERROR_RATIO": "nan"}, "invalid FAULT_ERROR_RATIO 'nan'"),
+        ((), {"FAULT_LATENCY_MS": "900-100"}, "invalid FAULT_LATENCY_MS '900-100'"),
+        (("--fault-latency-ms", "fast"), {}, "invalid --fault-latency-ms 'fast'"),
     ],
 )
 def test_every_setting_is_validated(
