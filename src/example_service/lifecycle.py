@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import enum
 
-from example_service.asgi import ASGIApp, Receive, Scope, Send
-
 
 class Phase(enum.Enum):
     STARTING = "starting"
@@ -47,18 +45,3 @@ class Lifecycle:
         except TimeoutError:
             return False
         return True
-
-
-class TrackInFlight:
-    """Pure ASGI middleware counting the requests in flight for the graceful shutdown."""
-
-    def __init__(self, app: ASGIApp, lifecycle: Lifecycle) -> None:
-        self._app = app
-        self._lifecycle = lifecycle
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self._lifecycle.request_started()
-        try:
-            await self._app(scope, receive, send)
-        finally:
-            self._lifecycle.request_finished()

@@ -9,11 +9,11 @@ from dataclasses import asdict
 
 from example_service import __version__
 from example_service.access_log import AccessLog
-from example_service.app import App
+from example_service.app import App, Observer
 from example_service.asgi import ASGIApp
 from example_service.endpoints import Abc, Info, Readyz, healthz
 from example_service.faults import Faults
-from example_service.lifecycle import Lifecycle, Phase, TrackInFlight
+from example_service.lifecycle import Lifecycle, Phase
 from example_service.metrics.container import CgroupReader, ContainerCollector
 from example_service.metrics.demo import DemoCollector
 from example_service.metrics.exposition import MetricsEndpoint
@@ -22,7 +22,6 @@ from example_service.metrics.http import RequestMetrics
 from example_service.metrics.in_flight import InFlightCollector
 from example_service.metrics.readings import ReadingsCollector
 from example_service.metrics.registry import build_registry
-from example_service.observe import Observer, ObserveRequests
 from example_service.settings import Settings
 from example_service.workload import Workload
 
@@ -64,7 +63,12 @@ class Service:
                 "fault injection is on: /abc fails or slows down on purpose",
                 extra={"error_ratio": faults.error_ratio, "latency_ms": str(faults.latency)},
             )
-        app = App(
+        observers: list[Observer] = []
+        if settings.request_metrics:
+            observers.append(RequestMetrics(registry))
+        if settings.access_log:
+            observers.append(AccessLog())
+        self.app: ASGIApp = App(
             {
                 "/abc": {
                     "GET": Abc(
@@ -80,17 +84,10 @@ class Service:
                 "/healthz": {"GET": healthz},
                 "/readyz": {"GET": Readyz(self.lifecycle)},
                 "/info": {"GET": Info(settings.procfs_root, cgroup, settings.num)},
-            }
+            },
+            self.lifecycle,
+            observers,
         )
-        observers: list[Observer] = []
-        if settings.request_metrics:
-            observers.append(RequestMetrics(registry))
-        if settings.access_log:
-            observers.append(AccessLog())
-        wrapped: ASGIApp = app
-        if observers:
-            wrapped = ObserveRequests(app, app.paths, observers)
-        self.app: ASGIApp = TrackInFlight(wrapped, self.lifecycle)
 
     def started(self) -> None:
         self.lifecycle.phase = Phase.SERVING

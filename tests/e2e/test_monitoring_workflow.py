@@ -63,9 +63,7 @@ def recorded_names() -> set[str]:
 
 
 def test_recording_rules_produce_their_series(lab: Lab) -> None:
-    wait_for(
-        lambda: len(lab.prometheus.query('up{job="example-service"} == 1')) == 2, 30, "up"
-    )
+    wait_for(lambda: len(lab.prometheus.query('up{job="example-service"} == 1')) == 2, 30, "up")
     for replica in lab.stack.replicas:
         httpx.get(f"{replica.url}/abc")
     names = recorded_names()
