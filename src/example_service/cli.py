@@ -21,7 +21,10 @@ def _parser() -> argparse.ArgumentParser:
             "/readyz and /info on one port. Every option can also be set by the environment "
             "variable named after it (env); a flag wins over the variable."
         ),
-        epilog="Subcommands: `example-service stack --help` runs the lab on this machine.",
+        epilog=(
+            "Subcommands: `example-service stack --help` runs the lab on this machine; "
+            "`example-service load --help` sends it bounded load."
+        ),
     )
     defaults = Settings()
     for option in OPTIONS:
@@ -45,6 +48,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from example_service.stack.cli import main as stack_main
 
         return stack_main(arguments[1:])
+    if arguments[:1] == ["load"]:
+        from example_service.load.cli import main as load_main
+
+        return load_main(arguments[1:])
     return serve(arguments)
 
 

@@ -15,7 +15,7 @@ import yaml
 
 from example_service.stack.config import Intervals
 from example_service.stack.lab import Stack, StackOptions
-from support.ports import free_port
+from support.ports import free_ports
 from support.prometheus_api import PrometheusAPI
 from support.webhook import WebhookReceiver
 
@@ -23,6 +23,10 @@ REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "rules"
 ALERTMANAGER = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
 SHORT_FOR = "2s"
+# Range windows too ([5m], [30m]): with a 1 s scrape a 15 s window holds enough samples, and
+# an alert then resolves seconds after its cause ends rather than minutes.
+SHORT_WINDOW = "[15s]"
+_WINDOW = re.compile(r"\[[0-9]+[mh]\]")
 
 
 def shortened_rules(target: Path) -> Path:
@@ -33,6 +37,7 @@ def shortened_rules(target: Path) -> Path:
             for rule in group["rules"]:
                 if "for" in rule:
                     rule["for"] = SHORT_FOR
+                rule["expr"] = _WINDOW.sub(SHORT_WINDOW, str(rule["expr"]))
         (target / source.name).write_text(yaml.safe_dump(document, sort_keys=False))
     return target
 
@@ -50,18 +55,21 @@ def shortened_alertmanager(target: Path) -> Path:
 class Lab:
     stack: Stack
     prometheus: PrometheusAPI
+    global_prometheus: PrometheusAPI
     webhook: WebhookReceiver
 
 
 def start_lab(base: Path) -> Lab:
     """Two demo-reading replicas, Prometheus and Alertmanager with 1 s intervals, started."""
     webhook = WebhookReceiver()
+    ports = free_ports(6)
     stack = Stack(
         StackOptions(
-            replicas=2,
-            first_port=free_port(),
-            prometheus_port=free_port(),
-            alertmanager_port=free_port(),
+            replica_ports=(ports[0], ports[1]),
+            prometheus_port=ports[2],
+            alertmanager_port=ports[3],
+            pushgateway_port=ports[4],
+            global_prometheus_port=ports[5],
             data_dir=base / "data",
             rules_dir=shortened_rules(base / "rules"),
             alertmanager_config=shortened_alertmanager(base / "alertmanager.yml"),
@@ -75,7 +83,13 @@ def start_lab(base: Path) -> Lab:
     except BaseException:
         webhook.close()
         raise
-    return Lab(stack, PrometheusAPI(stack.prometheus.url), webhook)
+    assert stack.global_prometheus is not None
+    return Lab(
+        stack,
+        PrometheusAPI(stack.prometheus.url),
+        PrometheusAPI(stack.global_prometheus.url),
+        webhook,
+    )
 
 
 def stop_lab(lab: Lab) -> None:

@@ -20,20 +20,21 @@ def _parser() -> argparse.ArgumentParser:
         prog="example-service stack",
         description=(
             "Run the lab on this machine, all on loopback: N replicas of the service, "
-            "Prometheus (scraping them, evaluating deploy/prometheus/rules) and Alertmanager "
-            "(deploy/alertmanager/alertmanager.yml). Ctrl-C stops everything it started."
+            "Prometheus (scraping them, evaluating deploy/prometheus/rules), Alertmanager "
+            "(deploy/alertmanager/alertmanager.yml), a Pushgateway, and with --federate a "
+            "global Prometheus federating the first. Ctrl-C stops everything it started."
         ),
     )
     parser.add_argument(
         "--replicas",
         type=int,
-        default=defaults.replicas,
+        default=len(defaults.replica_ports),
         help="how many replicas (default: %(default)s)",
     )
     parser.add_argument(
         "--first-port",
         type=int,
-        default=defaults.first_port,
+        default=defaults.replica_ports[0],
         help="port of the first replica; the others follow (default: %(default)s)",
     )
     parser.add_argument(
@@ -92,10 +93,11 @@ def table(stack: Stack) -> str:
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     options = StackOptions(
-        replicas=args.replicas,
-        first_port=args.first_port,
+        replica_ports=tuple(range(args.first_port, args.first_port + args.replicas)),
         prometheus_port=args.prometheus_port,
         alertmanager_port=args.alertmanager_port,
+        pushgateway_port=args.pushgateway_port,
+        global_prometheus_port=args.global_prometheus_port if args.federate else 0,
         data_dir=args.data_dir,
         rules_dir=args.rules_dir,
         alertmanager_config=args.alertmanager_config,
@@ -115,6 +117,9 @@ def main(argv: Sequence[str]) -> int:
     print(table(stack))
     print(f"\nPrometheus UI: {stack.prometheus.url}/graph")
     print(f"Alertmanager UI: {stack.alertmanager.url}")
+    print(f"Pushgateway: {stack.pushgateway.url}")
+    if stack.global_prometheus:
+        print(f"Global Prometheus (federation): {stack.global_prometheus.url}/graph")
     print(f"Data and logs: {options.data_dir.resolve()}\nCtrl-C stops everything.", flush=True)
     status = 0
     while not stopping.wait(0.5):

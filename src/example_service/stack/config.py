@@ -23,30 +23,81 @@ class Intervals:
     evaluation: str = "5s"
 
 
+# Every series this Prometheus sends on (alerts, federation) carries this label, so a global
+# Prometheus or an Alertmanager fed by several can tell where a series comes from.
+SOURCE_LABEL = "prometheus"
+# What the global Prometheus federates: every recording rule (their names hold a colon) and
+# the lab's four families.
+FEDERATE_MATCH = (
+    '{__name__=~".+:.+"}',
+    '{__name__=~"request_total|request_latency_seconds_.*|cpu_temperature_celsius|hd_errors_total"}',
+)
+
+
+@dataclass(frozen=True)
+class Addresses:
+    """host:port of each component the lab's Prometheus talks to, itself included."""
+
+    replicas: list[str]
+    prometheus: str
+    alertmanager: str
+    pushgateway: str
+
+
+def _static(job: str, targets: list[str], **extra: object) -> dict[str, object]:
+    return {"job_name": job, "static_configs": [{"targets": targets}], **extra}
+
+
 def prometheus_config(
-    replicas: list[str],
-    alertmanager: str,
+    addresses: Addresses,
     rule_files: list[Path],
     intervals: Intervals,
+    name: str = "lab",
     node: str | None = None,
 ) -> str:
-    """Scrape the replicas (with a node label, as the in-cluster relabelling adds), itself
-    and Alertmanager; evaluate the rules; send alerts to Alertmanager."""
+    """Scrape the replicas (with a node label, as the in-cluster relabelling adds), itself,
+    Alertmanager and the Pushgateway; evaluate the rules; send alerts to Alertmanager."""
+    replicas = _static(SERVICE_JOB, addresses.replicas)
+    replicas["static_configs"] = [
+        {"targets": addresses.replicas, "labels": {"node": node or socket.gethostname()}}
+    ]
     config = {
         "global": {
             "scrape_interval": intervals.scrape,
             "evaluation_interval": intervals.evaluation,
+            "external_labels": {SOURCE_LABEL: name},
         },
         "rule_files": [str(path.resolve()) for path in rule_files],
-        "alerting": {"alertmanagers": [{"static_configs": [{"targets": [alertmanager]}]}]},
+        "alerting": {
+            "alertmanagers": [{"static_configs": [{"targets": [addresses.alertmanager]}]}]
+        },
         "scrape_configs": [
-            {
-                "job_name": SERVICE_JOB,
-                "static_configs": [
-                    {"targets": replicas, "labels": {"node": node or socket.gethostname()}}
-                ],
-            },
-            {"job_name": "alertmanager", "static_configs": [{"targets": [alertmanager]}]},
+            replicas,
+            _static("prometheus", [addresses.prometheus]),
+            _static("alertmanager", [addresses.alertmanager]),
+            # Pushed series carry their own job and instance (the pushing batch job's).
+            _static("pushgateway", [addresses.pushgateway], honor_labels=True),
+        ],
+    }
+    return json.dumps(config, indent=2) + "\n"
+
+
+def federation_config(source: str, intervals: Intervals) -> str:
+    """A global Prometheus that pulls the lab's aggregates from the lab's Prometheus."""
+    config = {
+        "global": {
+            "scrape_interval": intervals.scrape,
+            "external_labels": {SOURCE_LABEL: "global"},
+        },
+        "scrape_configs": [
+            # honor_labels keeps the source's job, instance and external label as they are.
+            _static(
+                "federate",
+                [source],
+                honor_labels=True,
+                metrics_path="/federate",
+                params={"match[]": list(FEDERATE_MATCH)},
+            )
         ],
     }
     return json.dumps(config, indent=2) + "\n"

@@ -7,11 +7,21 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from example_service.stack.config import Intervals, alertmanager_config, prometheus_config
+from example_service.stack.config import (
+    Addresses,
+    Intervals,
+    alertmanager_config,
+    federation_config,
+    prometheus_config,
+)
 from example_service.stack.processes import Component
 
 # Debian's names: the alertmanager binary is packaged as prometheus-alertmanager.
-BINARIES = {"prometheus": "prometheus", "prometheus-alertmanager": "prometheus-alertmanager"}
+BINARIES = {
+    "prometheus": "prometheus",
+    "prometheus-alertmanager": "prometheus-alertmanager",
+    "prometheus-pushgateway": "prometheus-pushgateway",
+}
 READY_TIMEOUT = 30.0
 
 
@@ -25,10 +35,13 @@ class MissingBinaries(Exception):
 
 @dataclass(frozen=True)
 class StackOptions:
-    replicas: int = 2
-    first_port: int = 5565
+    # One replica per port; the CLI numbers them up from --first-port.
+    replica_ports: tuple[int, ...] = (5565, 5566)
     prometheus_port: int = 9090
     alertmanager_port: int = 9093
+    pushgateway_port: int = 9091
+    # A second, "global" Prometheus federating the lab's aggregates, on this port; 0: none.
+    global_prometheus_port: int = 0
     data_dir: Path = Path("stack-data")
     rules_dir: Path = Path("deploy/prometheus/rules")
     alertmanager_config: Path = Path("deploy/alertmanager/alertmanager.yml")
@@ -47,7 +60,7 @@ class Stack:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         data = options.data_dir
-        self.replicas = [self._replica(i) for i in range(options.replicas)]
+        self.replicas = [self._replica(i) for i in range(len(options.replica_ports))]
         am = f"127.0.0.1:{options.alertmanager_port}"
         prom = f"127.0.0.1:{options.prometheus_port}"
         self.alertmanager = Component(
@@ -64,22 +77,41 @@ class Stack:
             "/-/ready",
             data / "logs" / "alertmanager.log",
         )
-        self.prometheus = Component(
-            "prometheus",
+        self.prometheus = self._prometheus("prometheus", prom, "prometheus.yml")
+        push = f"127.0.0.1:{options.pushgateway_port}"
+        self.pushgateway = Component(
+            "pushgateway",
+            ["prometheus-pushgateway", f"--web.listen-address={push}"],
+            f"http://{push}",
+            "/-/ready",
+            data / "logs" / "pushgateway.log",
+        )
+        self.global_prometheus: Component | None = None
+        if options.global_prometheus_port:
+            self.global_prometheus = self._prometheus(
+                "global-prometheus",
+                f"127.0.0.1:{options.global_prometheus_port}",
+                "global-prometheus.yml",
+            )
+
+    def _prometheus(self, name: str, address: str, config: str) -> Component:
+        data = self.options.data_dir
+        return Component(
+            name,
             [
                 "prometheus",
-                f"--config.file={data / 'prometheus.yml'}",
-                f"--storage.tsdb.path={data / 'prometheus'}",
-                f"--web.listen-address={prom}",
+                f"--config.file={data / config}",
+                f"--storage.tsdb.path={data / name}",
+                f"--web.listen-address={address}",
                 "--web.enable-lifecycle",
             ],
-            f"http://{prom}",
+            f"http://{address}",
             "/-/ready",
-            data / "logs" / "prometheus.log",
+            data / "logs" / f"{name}.log",
         )
 
-    def _replica(self, index: int) -> Component:
-        port = self.options.first_port + index
+    def _replica(self, index: int, extra_args: tuple[str, ...] = ()) -> Component:
+        port = self.options.replica_ports[index]
         name = f"replica-{index + 1}"
         return Component(
             name,
@@ -89,6 +121,7 @@ class Stack:
                 # Nothing load-balances in front of the local replicas: no drain needed.
                 "--drain-delay", "0", "--access-log", "off",
                 *self.options.replica_args,
+                *extra_args,
             ],
             f"http://127.0.0.1:{port}",
             "/readyz",
@@ -97,7 +130,16 @@ class Stack:
 
     @property
     def components(self) -> list[Component]:
-        return [*self.replicas, self.alertmanager, self.prometheus]
+        optional = [self.global_prometheus] if self.global_prometheus else []
+        return [*self.replicas, self.pushgateway, self.alertmanager, self.prometheus, *optional]
+
+    def restart_replica(self, index: int, extra_args: tuple[str, ...] = ()) -> Component:
+        """Stop replica index and start it again with extra flags (e.g. fault injection)."""
+        self.replicas[index].stop()
+        replica = self.replicas[index] = self._replica(index, extra_args)
+        replica.start()
+        replica.wait_ready(READY_TIMEOUT)
+        return replica
 
     def write_configs(self) -> None:
         options = self.options
@@ -105,14 +147,19 @@ class Stack:
         rule_files = sorted(options.rules_dir.glob("*.yml"))
         if not rule_files:
             raise FileNotFoundError(f"no rule files in {options.rules_dir}")
-        (options.data_dir / "prometheus.yml").write_text(
-            prometheus_config(
-                [r.url.removeprefix("http://") for r in self.replicas],
-                self.alertmanager.url.removeprefix("http://"),
-                rule_files,
-                options.intervals,
-            )
+        addresses = Addresses(
+            replicas=[_address(r) for r in self.replicas],
+            prometheus=_address(self.prometheus),
+            alertmanager=_address(self.alertmanager),
+            pushgateway=_address(self.pushgateway),
         )
+        (options.data_dir / "prometheus.yml").write_text(
+            prometheus_config(addresses, rule_files, options.intervals)
+        )
+        if self.global_prometheus:
+            (options.data_dir / "global-prometheus.yml").write_text(
+                federation_config(addresses.prometheus, options.intervals)
+            )
         (options.data_dir / "alertmanager.yml").write_text(
             alertmanager_config(options.alertmanager_config, options.webhook_url)
         )
@@ -137,3 +184,7 @@ class Stack:
 
     def dead(self) -> list[Component]:
         return [c for c in self.components if c.process is not None and not c.running()]
+
+
+def _address(component: Component) -> str:
+    return component.url.removeprefix("http://")

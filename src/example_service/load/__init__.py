@@ -1,0 +1,5 @@
+"""`example-service load`: bounded HTTP load against the lab's replicas.
+
+Nothing here is imported by the server: httpx and rich are loaded only when the `load`
+subcommand runs, so a replica's memory does not pay for the load generator.
+"""

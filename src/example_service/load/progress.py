@@ -1,0 +1,92 @@
+"""The live progress bar: how far the run is, its current rate, errors and latency."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from collections import deque
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
+
+from example_service.load.runner import LoadRun
+
+REFRESH_SECONDS = 0.25
+# Long enough to hold several refreshes' worth of answers at low rates, short enough for
+# the figures to follow a change of the target's behaviour within a couple of seconds.
+WINDOW_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class _Mark:
+    at: float
+    finished: int
+    failed: int
+    answers: int  # index into the recorder's latencies
+
+
+def _ms(seconds: float) -> str:
+    return "-" if math.isnan(seconds) else f"{seconds * 1000:.3g} ms"  # NaN: none yet
+
+
+class ProgressDisplay:
+    """Redrawn by the event loop itself (no refresh thread), so it reads the recorder
+    between requests and never in the middle of one's bookkeeping."""
+
+    def __init__(self, console: Console) -> None:
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TaskProgressColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=console,
+            auto_refresh=False,
+        )
+        self._task: TaskID = self._progress.add_task("load", total=1.0, status="")
+        self._marks: deque[_Mark] = deque()
+
+    def _fraction(self, run: LoadRun) -> float:
+        limits, fractions = run.plan.limits, []
+        if limits.count is not None:
+            fractions.append(run.recorder.finished / limits.count)
+        if limits.duration is not None:
+            fractions.append(run.elapsed / limits.duration)
+        return min(1.0, max(fractions))
+
+    def _status(self, run: LoadRun) -> str:
+        recorder, now = run.recorder, time.monotonic()
+        mark = _Mark(now, recorder.finished, recorder.failed, len(recorder.latencies))
+        self._marks.append(mark)
+        while now - self._marks[0].at > WINDOW_SECONDS:
+            self._marks.popleft()
+        first = self._marks[0]
+        span = now - first.at
+        rate = (mark.finished - first.finished) / span if span > 0 else 0.0
+        latency = recorder.latency(first.answers)
+        p50, p99 = latency.quantiles[0.5], latency.quantiles[0.99]
+        state = ""
+        if run.done:
+            state = f"  stopped by {run.stopped_by}"
+        elif run.draining:
+            state = "  [yellow]stopping: waiting for the answers in flight[/]"
+        return (
+            f"{recorder.sent} sent  {rate:7.1f} req/s  "
+            f"errors {recorder.failed} ({mark.failed - first.failed} recent)  "
+            f"p50 {_ms(p50)}  p99 {_ms(p99)}  in flight {recorder.in_flight}{state}"
+        )
+
+    def update(self, run: LoadRun) -> None:
+        self._progress.update(self._task, completed=self._fraction(run), status=self._status(run))
+        self._progress.refresh()
+
+    async def follow(self, run: LoadRun) -> None:
+        """Redraw until cancelled; the caller cancels it when the run is over."""
+        with self._progress:
+            try:
+                while True:
+                    self.update(run)
+                    await asyncio.sleep(REFRESH_SECONDS)
+            finally:
+                self.update(run)  # the final state stays on screen
