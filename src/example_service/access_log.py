@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import logging
 
-from example_service.asgi import Scope
+from example_service.rsgi import Scope
 
 log = logging.getLogger("example_service.access")
 
 
 class AccessLog:
     def record(self, scope: Scope, route: str, status: int, seconds: float) -> None:
-        client = scope.get("client")
         log.info(
             "request",
             extra={
-                "method": scope["method"],
+                "method": scope.method,
                 "route": route,
                 "status": status,
                 "duration_ms": round(seconds * 1000, 3),
-                "client": f"{client[0]}:{client[1]}" if client else None,
+                "client": scope.client,
             },
         )

@@ -1,9 +1,8 @@
-"""The ASGI application: a fixed table of routes, each answering a Response, and the hook
+"""The RSGI application: a fixed table of routes, each answering a Response, and the hook
 that reports every request (route, status, duration) to its observers.
 
 Five fixed paths need no routing framework. Observation and the in-flight count live here
-rather than in ASGI middleware: each middleware layer wraps `send` in a new closure per
-request, and on one core those layers cost more than the metrics they fed (README,
+rather than in middleware layers, each of which would cost a call per request (README,
 "Performance").
 """
 
@@ -13,8 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Protocol
 
-from example_service.asgi import Receive, Response, Scope, Send
 from example_service.lifecycle import Lifecycle
+from example_service.rsgi import HTTPProtocol, Response, Scope
 
 Handler = Callable[[Scope], Awaitable[Response]]
 Routes = Mapping[str, Mapping[str, Handler]]
@@ -29,7 +28,8 @@ class Observer(Protocol):
 
 
 class App:
-    """Dispatches by exact path, then by method; HEAD is GET without the body."""
+    """Dispatches by exact path, then by method. HEAD is answered as GET: the server sends
+    the headers, Content-Length included, and leaves the body out."""
 
     def __init__(
         self, routes: Routes, lifecycle: Lifecycle, observers: Sequence[Observer] = ()
@@ -38,39 +38,23 @@ class App:
         self._lifecycle = lifecycle
         self._observers = tuple(observers)
         self._not_allowed = {
-            path: Response(
-                405,
-                b"method not allowed\n",
-                headers=((b"allow", _allow(methods).encode()),),
-            )
+            path: Response(405, b"method not allowed\n", headers=(("allow", _allow(methods)),))
             for path, methods in routes.items()
         }
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            return
+    async def __rsgi__(self, scope: Scope, protocol: HTTPProtocol) -> None:
         start = perf_counter()
         self._lifecycle.request_started()
-        path = scope["path"]
+        path = scope.path
         methods = self._routes.get(path)
         # A handler that raises is answered 500 by the server, and reported as such.
         status = 500
         try:
             response = await self._respond(scope, path, methods)
             status = response.status
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": status,
-                    "headers": [
-                        (b"content-type", response.content_type),
-                        (b"content-length", str(len(response.body)).encode()),
-                        *response.headers,
-                    ],
-                }
+            protocol.response_bytes(
+                status, [("content-type", response.content_type), *response.headers], response.body
             )
-            body = b"" if scope["method"] == "HEAD" else response.body
-            await send({"type": "http.response.body", "body": body})
         finally:
             self._lifecycle.request_finished()
             if self._observers:
@@ -84,7 +68,7 @@ class App:
     ) -> Response:
         if methods is None:
             return NOT_FOUND
-        method = scope["method"]
+        method = scope.method
         handler = methods.get("GET" if method == "HEAD" else method)
         if handler is None:
             return self._not_allowed[path]

@@ -7,12 +7,12 @@ import logging
 from pathlib import Path
 from time import perf_counter
 
-from example_service.asgi import Response, Scope
 from example_service.faults import Faults
 from example_service.identity import build_identity
 from example_service.lifecycle import Lifecycle
 from example_service.metrics.container import CgroupReader
 from example_service.metrics.registry import LabMetrics
+from example_service.rsgi import Response, Scope
 from example_service.workload import DeadlineExceeded, Workload, WorkloadUnavailable
 
 log = logging.getLogger(__name__)
@@ -71,7 +71,7 @@ class Abc:
         return Response(200, self._reply)
 
 
-JSON = b"application/json"
+JSON = "application/json"
 HEALTHY = Response(200, b"ok\n")
 READY = Response(200, b"ready\n")
 

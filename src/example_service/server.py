@@ -42,7 +42,7 @@ async def run(settings: Settings) -> int:
         service.app,
         address=settings.host,
         port=settings.port,
-        interface=Interfaces.ASGINL,
+        interface=Interfaces.RSGI,
         http=HTTPModes.http1,
         websockets=False,
         http1_settings=HTTP1Settings(

@@ -10,7 +10,6 @@ from dataclasses import asdict
 from example_service import __version__
 from example_service.access_log import AccessLog
 from example_service.app import App, Observer
-from example_service.asgi import ASGIApp
 from example_service.endpoints import Abc, Info, Readyz, healthz
 from example_service.faults import Faults
 from example_service.lifecycle import Lifecycle, Phase
@@ -68,7 +67,7 @@ class Service:
             observers.append(RequestMetrics(registry))
         if settings.access_log:
             observers.append(AccessLog())
-        self.app: ASGIApp = App(
+        self.app = App(
             {
                 "/abc": {
                     "GET": Abc(

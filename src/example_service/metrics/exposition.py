@@ -11,7 +11,7 @@ import gzip
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from example_service.asgi import Response, Scope, header
+from example_service.rsgi import Response, Scope, header
 
 # Level 1 costs a fifth of level 9's CPU for nearly the same size on this text.
 GZIP_LEVEL = 1
@@ -39,10 +39,10 @@ class MetricsEndpoint:
         self._registry = registry
 
     async def __call__(self, scope: Scope) -> Response:
-        encoder, content_type = choose_encoder(header(scope, b"accept"))
+        encoder, content_type = choose_encoder(header(scope, "accept"))
         body = encoder(self._registry)
-        headers: tuple[tuple[bytes, bytes], ...] = ((b"vary", b"Accept, Accept-Encoding"),)
-        if accepts_gzip(header(scope, b"accept-encoding")):
+        headers: tuple[tuple[str, str], ...] = (("vary", "Accept, Accept-Encoding"),)
+        if accepts_gzip(header(scope, "accept-encoding")):
             body = gzip.compress(body, compresslevel=GZIP_LEVEL)
-            headers += ((b"content-encoding", b"gzip"),)
-        return Response(200, body, content_type.encode(), headers)
+            headers += (("content-encoding", "gzip"),)
+        return Response(200, body, content_type, headers)

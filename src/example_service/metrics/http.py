@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from example_service.asgi import Scope
 from example_service.metrics.loop_local import CounterFamily, HistogramFamily
+from example_service.rsgi import Scope
 
 KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}
@@ -37,7 +37,7 @@ class RequestMetrics:
         registry.register(self._duration)
 
     def record(self, scope: Scope, route: str, status: int, seconds: float) -> None:
-        method = scope["method"]
+        method = scope.method
         if method not in KNOWN_METHODS:
             method = "OTHER"
         cells = self._requests.cells
