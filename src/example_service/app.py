@@ -50,11 +50,17 @@ class App:
         # A handler that raises is answered 500 by the server, and reported as such.
         status = 500
         try:
-            response = await self._respond(scope, path, methods)
+            if methods is None:
+                response = NOT_FOUND
+            else:
+                method = scope.method
+                handler = methods.get("GET" if method == "HEAD" else method)
+                if handler is None:
+                    response = self._not_allowed[path]
+                else:
+                    response = await handler(scope)
             status = response.status
-            protocol.response_bytes(
-                status, [("content-type", response.content_type), *response.headers], response.body
-            )
+            protocol.response_bytes(status, response.header_list, response.body)
         finally:
             self._lifecycle.request_finished()
             if self._observers:
@@ -62,17 +68,6 @@ class App:
                 route = UNMATCHED_ROUTE if methods is None else path
                 for observer in self._observers:
                     observer.record(scope, route, status, seconds)
-
-    async def _respond(
-        self, scope: Scope, path: str, methods: Mapping[str, Handler] | None
-    ) -> Response:
-        if methods is None:
-            return NOT_FOUND
-        method = scope.method
-        handler = methods.get("GET" if method == "HEAD" else method)
-        if handler is None:
-            return self._not_allowed[path]
-        return await handler(scope)
 
 
 def _allow(methods: Mapping[str, Handler]) -> str:

@@ -36,10 +36,19 @@ class HTTPProtocol(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Response:
+    """Immutable, so one instance can answer every request that gets the same reply."""
+
     status: int
     body: bytes
     content_type: str = TEXT
     headers: tuple[tuple[str, str], ...] = field(default=())
+    # Built once: what the server is handed for every request answered with this Response.
+    header_list: list[tuple[str, str]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "header_list", [("content-type", self.content_type), *self.headers]
+        )
 
 
 def header(scope: Scope, name: str) -> str:

@@ -106,8 +106,16 @@ class Workload:
             )
         return self._pool
 
+    @staticmethod
+    def runs_inline(n: int) -> bool:
+        """Whether fib(n) is cheap enough to compute on the event loop (see INLINE_MAX)."""
+        return n <= INLINE_MAX
+
+    def compute_inline(self, n: int) -> int:
+        return fib(n)
+
     async def compute(self, n: int) -> int:
-        if n <= INLINE_MAX:
+        if self.runs_inline(n):
             return fib(n)
         deadline = time.monotonic() + self._timeout
         loop = asyncio.get_running_loop()
