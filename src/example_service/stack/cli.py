@@ -47,6 +47,23 @@ def _parser() -> argparse.ArgumentParser:
         help="default: %(default)s",
     )
     parser.add_argument(
+        "--pushgateway-port",
+        type=int,
+        default=defaults.pushgateway_port,
+        help="default: %(default)s",
+    )
+    parser.add_argument(
+        "--federate",
+        action="store_true",
+        help="also run a global Prometheus that federates the lab's aggregates",
+    )
+    parser.add_argument(
+        "--global-prometheus-port",
+        type=int,
+        default=9190,
+        help="the global Prometheus' port, with --federate (default: %(default)s)",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         default=defaults.data_dir,
@@ -78,7 +95,7 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="replicas report the lab's hand-set temperature and disk errors",
     )
-    return parser  # fmt: skip
+    return parser
 
 
 def table(stack: Stack) -> str:
