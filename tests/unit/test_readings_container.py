@@ -8,14 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from support.readings import FIXTURES, assert_golden, warnings
+from support.readings import scrape as scrape_collector
 
 from example_service.metrics import readings
 from example_service.metrics.container import CgroupReader, ContainerCollector
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
-GOLDEN = FIXTURES / "golden"
-LOGGER = "example_service.readings"
 CASES = ["cgroup-v2-limits", "cgroup-v2-unlimited", "cgroup-v1-limits", "cgroup-v1-unlimited"]
 
 
@@ -28,21 +26,7 @@ def scrape(source: CgroupReader | ContainerCollector) -> str:
     collector = (
         source if isinstance(source, ContainerCollector) else ContainerCollector(cgroup=source)
     )
-    registry = CollectorRegistry()
-    registry.register(collector)
-    return generate_latest(registry).decode()
-
-
-def assert_golden(text: str, name: str) -> None:
-    golden = GOLDEN / f"{name}.prom"
-    if not golden.exists():
-        golden.write_text(text)
-        pytest.fail(f"wrote {golden}: check it by hand, then run again")
-    assert text.splitlines() == golden.read_text().splitlines()
-
-
-def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelname == "WARNING"]
+    return scrape_collector(collector)
 
 
 def copy(case: str, tmp_path: Path) -> Path:

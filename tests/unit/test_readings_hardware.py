@@ -18,33 +18,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
+from support.readings import FIXTURES, LOGGER, assert_golden, scrape, warnings
 
 from example_service.metrics import readings
 from example_service.metrics.hardware import HardwareCollector
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
-GOLDEN = FIXTURES / "golden"
-LOGGER = "example_service.readings"
 MACHINES = ["intel-desktop", "amd-desktop", "raspberry-pi", "server", "nvme-only", "vm"]
-
-
-def scrape(collector: HardwareCollector) -> str:
-    registry = CollectorRegistry()
-    registry.register(collector)
-    return generate_latest(registry).decode()
-
-
-def assert_golden(text: str, name: str) -> None:
-    golden = GOLDEN / f"{name}.prom"
-    if not golden.exists():
-        golden.write_text(text)
-        pytest.fail(f"wrote {golden}: check it by hand, then run again")
-    assert text.splitlines() == golden.read_text().splitlines()
-
-
-def warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if r.name == LOGGER and r.levelname == "WARNING"]
 
 
 def copy(machine: str, tmp_path: Path) -> Path:

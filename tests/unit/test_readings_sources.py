@@ -18,30 +18,13 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from support.readings import FIXTURES, LOGGER, assert_golden, scrape
 
 from example_service.metrics import readings
 from example_service.metrics.container import CgroupReader, ContainerCollector
 from example_service.metrics.demo import DemoCollector
 from example_service.metrics.hardware import HardwareCollector
 from example_service.metrics.readings import DescribedCollector, ReadingsCollector, SourceHealth
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
-GOLDEN = FIXTURES / "golden"
-LOGGER = "example_service.readings"
-
-
-def page(collector: ReadingsCollector) -> str:
-    registry = CollectorRegistry()
-    registry.register(collector)
-    return generate_latest(registry).decode()
-
-
-def assert_golden(text: str, name: str) -> None:
-    golden = GOLDEN / f"{name}.prom"
-    if not golden.exists():
-        golden.write_text(text)
-        pytest.fail(f"wrote {golden}: check it by hand, then run again")
-    assert text.splitlines() == golden.read_text().splitlines()
 
 
 def records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
@@ -74,7 +57,7 @@ def test_hardware_and_cgroup_share_one_source_up_family() -> None:
     combined = ReadingsCollector(
         HardwareCollector(sysfs_root=FIXTURES / "server/sys"), container("cgroup-v2-limits")
     )
-    assert_golden(page(combined), "readings-server-cgroup-v2")
+    assert_golden(scrape(combined), "readings-server-cgroup-v2")
 
 
 def test_demo_replaces_the_hardware_readings(caplog: pytest.LogCaptureFixture) -> None:
@@ -86,7 +69,7 @@ def test_demo_replaces_the_hardware_readings(caplog: pytest.LogCaptureFixture) -
             "1 are the lab's hand-set figures, not readings of this machine",
         )
     ]
-    assert_golden(page(ReadingsCollector(demo, container("cgroup-v2-limits"))), "demo")
+    assert_golden(scrape(ReadingsCollector(demo, container("cgroup-v2-limits"))), "demo")
 
 
 def test_demo_and_hardware_cannot_be_combined() -> None:
