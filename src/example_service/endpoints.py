@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from time import perf_counter
 
 from example_service.faults import Faults
 from example_service.identity import build_identity
 from example_service.lifecycle import Lifecycle
 from example_service.metrics.container import CgroupReader
-from example_service.metrics.registry import LabMetrics
 from example_service.rsgi import Response, Scope
 from example_service.workload import DeadlineExceeded, Workload, WorkloadUnavailable
 
@@ -35,7 +33,6 @@ class Abc:
         num: int | None,
         n: int,
         workload: Workload,
-        lab: LabMetrics | None,
         timeout: float,
         faults: Faults,
     ) -> None:
@@ -43,24 +40,17 @@ class Abc:
         self._inline = workload.runs_inline(n)
         self._ok = Response(200, REPLY_WITHOUT_NUM if num is None else REPLY_WITH_NUM)
         self._workload = workload
-        self._lab = lab
         self._faults = faults
         self._deadline_reply = Response(
             503, f"computation of fib({n}) exceeded the {timeout:g} s request deadline\n".encode()
         )
 
     async def __call__(self, scope: Scope) -> Response:
-        start = perf_counter()
         # The lab's fib(10) is computed right here: an await per request costs more than it.
         if self._inline and not self._faults.enabled:
             self._workload.compute_inline(self._n)
-            response = self._ok
-        else:
-            response = await self._respond()
-        # Every answered /abc counts, errors included: the per-route metrics tell them apart.
-        if self._lab is not None:
-            self._lab.observe(perf_counter() - start)
-        return response
+            return self._ok
+        return await self._respond()
 
     async def _respond(self) -> Response:
         if self._faults.enabled:

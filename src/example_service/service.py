@@ -64,7 +64,7 @@ class Service:
             )
         observers: list[Observer] = []
         if settings.request_metrics:
-            observers.append(RequestMetrics(registry))
+            observers += [lab, RequestMetrics(registry)]
         if settings.access_log:
             observers.append(AccessLog())
         self.app = App(
@@ -74,7 +74,6 @@ class Service:
                         num=settings.num,
                         n=settings.fib_n,
                         workload=self.workload,
-                        lab=lab if settings.request_metrics else None,
                         timeout=settings.request_timeout,
                         faults=faults,
                     )

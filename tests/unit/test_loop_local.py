@@ -19,7 +19,7 @@ def test_families_expose_like_the_library() -> None:
     histogram = HistogramFamily("duration_seconds", "Durations.", ("route",), (0.5,))
     registry.register(counter)
     registry.register(histogram)
-    counter.cells[("/abc", "200")] = 3
+    counter.child(("/abc", "200")).value = 3
     histogram.child(("/abc",)).observe(0.25)
     histogram.child(("/abc",)).observe(2)
     text = generate_latest(registry).decode()

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from example_service.metrics.loop_local import CounterFamily, HistogramFamily
+from example_service.metrics.loop_local import Count, CounterFamily, Histogram, HistogramFamily
 from example_service.rsgi import Scope
 
 KNOWN_METHODS = frozenset(
@@ -18,6 +18,15 @@ KNOWN_METHODS = frozenset(
 # more: every bucket is a line per method and route on each scrape, and formatting lines
 # is most of what a scrape costs.
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1, 2.5, 10)
+
+
+class _Series:
+    """The counter and the histogram one (method, route, status) updates."""
+
+    __slots__ = ("count", "duration")
+
+    def __init__(self, count: Count, duration: Histogram) -> None:
+        self.count, self.duration = count, duration
 
 
 class RequestMetrics:
@@ -35,12 +44,19 @@ class RequestMetrics:
         )
         registry.register(self._requests)
         registry.register(self._duration)
+        # One lookup per request finds both: the keys are as bounded as the labels.
+        self._series: dict[tuple[str, str, int], _Series] = {}
 
     def record(self, scope: Scope, route: str, status: int, seconds: float) -> None:
         method = scope.method
         if method not in KNOWN_METHODS:
             method = "OTHER"
-        cells = self._requests.cells
-        key = (method, route, str(status))
-        cells[key] = cells.get(key, 0) + 1
-        self._duration.child((method, route)).observe(seconds)
+        key = (method, route, status)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = _Series(
+                self._requests.child((method, route, str(status))),
+                self._duration.child((method, route)),
+            )
+        series.count.value += 1
+        series.duration.observe(seconds)

@@ -41,17 +41,32 @@ class Histogram:
             yield floatToGoString(bound), total  # type: ignore[no-untyped-call]
 
 
+class Count:
+    """One counter's value."""
+
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0
+
+
 class CounterFamily(Collector):
-    """A labelled counter family whose cells a caller increments in place."""
+    """A labelled counter family; a caller increments the Count of a label set."""
 
     def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
         self.name, self.documentation, self.labels = name, documentation, tuple(labels)
-        self.cells: dict[tuple[str, ...], int] = {}
+        self.children: dict[tuple[str, ...], Count] = {}
+
+    def child(self, label_values: tuple[str, ...]) -> Count:
+        count = self.children.get(label_values)
+        if count is None:
+            count = self.children[label_values] = Count()
+        return count
 
     def collect(self) -> Iterable[CounterMetricFamily]:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
-        for label_values, count in self.cells.items():
-            family.add_metric(label_values, count)
+        for label_values, count in self.children.items():
+            family.add_metric(label_values, count.value)
         yield family
 
     def describe(self) -> Iterable[CounterMetricFamily]:
