@@ -149,6 +149,13 @@ TARGETS: list[Target] = [
     Target(REFERENCE, lambda spec: [str(GO_PEER_BIN)], build_go_peer),
     service_target("example-service"),
     service_target("example-service-no-request-metrics", "--request-metrics", "off"),
+    # The floor: granian with a bare callable (bench/bare_granian.py), in either interface.
+    *(
+        command_target(
+            f"bare-{kind}", f"{sys.executable} {BENCH / 'bare_granian.py'} {kind} {{port}}"
+        )
+        for kind in ("rsgi", "asgi")
+    ),
 ]
 DEFAULT_TARGETS = [REFERENCE, "example-service"]
 
