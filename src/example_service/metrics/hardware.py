@@ -4,7 +4,7 @@ time. The rules (which chip is the CPU, the hottest package, ...) are in docs/re
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
@@ -113,18 +113,12 @@ class HardwareCollector:
         disks = Reads()
         disk_errors = self._counts(disks, "block", "device/ioerr_cnt", base=16)
         if disk_errors:
-            counter = CounterMetricFamily(HD_ERRORS, HD_ERRORS_HELP, labels=["device"])
-            for device, count in disk_errors:
-                counter.add_metric([device], count)
-            yield counter
+            yield _by_device(HD_ERRORS, HD_ERRORS_HELP, disk_errors)
 
         filesystems = Reads()
         fs_errors = self._counts(filesystems, "fs/ext4", "errors_count", base=10)
         if fs_errors:
-            counter = CounterMetricFamily(EXT4_ERRORS, EXT4_ERRORS_HELP, labels=["device"])
-            for device, count in fs_errors:
-                counter.add_metric([device], count)
-            yield counter
+            yield _by_device(EXT4_ERRORS, EXT4_ERRORS_HELP, fs_errors)
 
         # The CPU temperature is up when it was read: a sensor of another chip that fails
         # (a wifi card's, a sleeping GPU's) is logged but does not hide a real CPU reading.
@@ -209,6 +203,15 @@ class HardwareCollector:
                     # The kernel writes "/" in device names as "!" (cciss!c0d0).
                     counts.append(("/dev/" + entry.replace("!", "/"), count))
         return counts
+
+
+def _by_device(
+    name: str, documentation: str, counts: Iterable[tuple[str, int]]
+) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=["device"])
+    for device, count in counts:
+        family.add_metric([device], count)
+    return family
 
 
 def _chip(reads: Reads, directory: Directory) -> _Chip | None:
