@@ -41,7 +41,12 @@ test: $(VENV)/.dev-installed system-packages lint typecheck
 unit: $(VENV)/.dev-installed
 	$(BIN)/pytest tests/unit
 
+# The load generator, and the Go peer's toolchain and client library (built offline).
+BENCH_PACKAGES := wrk=wrk taskset=util-linux go=golang-go \
+	/usr/share/gocode/src/github.com/prometheus/client_golang=golang-github-prometheus-client-golang-dev
+
 bench: $(VENV)/.dev-installed
+	@tools/ensure-system-packages $(BENCH_PACKAGES)
 	$(BIN)/python bench/run.py
 
 stack: $(VENV)/.run-installed system-packages
