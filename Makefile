@@ -29,8 +29,8 @@ system-packages:
 	@tools/ensure-system-packages $(SYSTEM_PACKAGES)
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check src tests bench tools
-	$(BIN)/ruff format --check src tests bench tools
+	$(BIN)/ruff check src tests bench tools deploy
+	$(BIN)/ruff format --check src tests bench tools deploy
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy

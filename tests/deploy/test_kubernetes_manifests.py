@@ -400,7 +400,7 @@ def test_rule_and_alertmanager_configmaps_are_the_repository_files(overlay: str)
     assert alertmanager == {"alertmanager.yml": source.read_text(encoding="utf-8")}
 
     pod = find(manifests, "Deployment", "alertmanager")["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    container = next(c for c in pod["containers"] if c["name"] == "alertmanager")
     config_flag = next(a for a in container["args"] if a.startswith("--config.file="))
     mount = next(
         m
@@ -409,6 +409,23 @@ def test_rule_and_alertmanager_configmaps_are_the_repository_files(overlay: str)
     )
     volume = next(v for v in pod["volumes"] if v["name"] == mount["name"])
     assert volume["configMap"]["name"].startswith("alertmanager-config-")
+
+    # The notifications' receiver: the sidecar runs webhook_log.py, the file itself, on the
+    # port of alertmanager.yml's loopback webhook URL.
+    script = REPO / "deploy" / "alertmanager" / "webhook_log.py"
+    sink_files = find_generated(manifests, "ConfigMap", "alertmanager-webhook-log")["data"]
+    assert sink_files == {"webhook_log.py": script.read_text(encoding="utf-8")}
+    sink = next(c for c in pod["containers"] if c["name"] == "webhook-log")
+    (sink_mount,) = sink["volumeMounts"]
+    assert sink["command"][-1] == f"{sink_mount['mountPath']}/webhook_log.py"
+    sink_volume = next(v for v in pod["volumes"] if v["name"] == sink_mount["name"])
+    assert sink_volume["configMap"]["name"].startswith("alertmanager-webhook-log-")
+    webhook = re.search(r"url:\s*&webhook_url\s+(\S+)", source.read_text(encoding="utf-8"))
+    assert webhook is not None
+    assert webhook.group(1).startswith("http://127.0.0.1:")
+    assert [p["containerPort"] for p in sink["ports"]] == [
+        int(webhook.group(1).split(":")[2].strip("/"))
+    ]
 
 
 def test_rendered_rules_and_alertmanager_config_load(tmp_path: Path) -> None:
