@@ -109,8 +109,9 @@ def _switch(text: str) -> bool:
 
 
 def _host(text: str) -> str:
+    # The server binds addresses, not names: localhost is taken to mean IPv4 loopback.
     if text == "localhost":
-        return text
+        return "127.0.0.1"
     return str(ipaddress.ip_address(text))
 
 

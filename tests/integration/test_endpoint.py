@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 from support.service import ServiceProcess, StartService
+from support.waiting import wait_for
 
 TEXT = "text/plain; charset=utf-8"
 
@@ -59,3 +60,11 @@ def test_head_is_get_without_the_body(service: ServiceProcess) -> None:
 def test_probes(service: ServiceProcess) -> None:
     assert (service.get("/healthz").status_code, service.get("/healthz").text) == (200, "ok\n")
     assert (service.get("/readyz").status_code, service.get("/readyz").text) == (200, "ready\n")
+
+
+def test_localhost_and_ipv6_loopback_are_served(start_service: StartService) -> None:
+    # The fixture adds --host 127.0.0.1 first; a later --host wins.
+    assert start_service("--host", "localhost").get("/healthz").status_code == 200
+    ipv6 = start_service("--host", "::1", ready=False)
+    url = f"http://[::1]:{ipv6.port}/healthz"
+    assert wait_for(lambda: httpx.get(url, timeout=1).status_code == 200, 10, "::1 serving")

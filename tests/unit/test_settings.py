@@ -61,7 +61,7 @@ def test_switches(raw: str, expected: bool) -> None:
 
 
 @pytest.mark.parametrize(
-    ("raw", "expected"), [("::1", "::1"), ("127.0.0.1", "127.0.0.1"), ("localhost", "localhost")]
+    ("raw", "expected"), [("::1", "::1"), ("127.0.0.1", "127.0.0.1"), ("localhost", "127.0.0.1")]
 )
 def test_hosts(raw: str, expected: str) -> None:
     assert resolve(NO_FLAGS, {"HOST": raw}).host == expected
