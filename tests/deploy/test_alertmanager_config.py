@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.binaries import require
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
@@ -38,16 +38,9 @@ def run(command: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
 
 
-def which_or_fail(binary: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        pytest.fail(f"{binary} not found; install it with: apt-get install prometheus-alertmanager")
-    return path
-
-
 @pytest.fixture(scope="session")
 def amtool() -> str:
-    return which_or_fail("amtool")
+    return require("amtool", "prometheus-alertmanager")
 
 
 def check_config(amtool: str, path: Path) -> None:
@@ -171,7 +164,7 @@ def http_json(url: str, body: Any = None) -> Any:
 
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
-    binary = which_or_fail("prometheus-alertmanager")
+    binary = require("prometheus-alertmanager", "prometheus-alertmanager")
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     log = (tmp_path / "alertmanager.log").open("w")

@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import urllib.parse
@@ -30,6 +29,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.binaries import require
 from support.ports import free_port
 from support.waiting import wait_for
 
@@ -69,21 +69,14 @@ CONTAINER_PORTS |= {"pushgateway": 9091, "grafana": 3000}
 PINNED_TAG = re.compile(r"v?\d+\.\d+\.\d+(-[a-z0-9.]+)*")
 
 
-def which_or_fail(binary: str, package: str) -> str:
-    path = shutil.which(binary)
-    if path is None:
-        pytest.fail(f"{binary} not found; install it with: apt-get install {package}")
-    return path
-
-
 @pytest.fixture(scope="session")
 def docker_compose() -> str:
-    return which_or_fail("docker-compose", "docker-compose")
+    return require("docker-compose", "docker-compose")
 
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    return which_or_fail("promtool", "prometheus")
+    return require("promtool", "prometheus")
 
 
 def compose_environment(**variables: str) -> dict[str, str]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.binaries import require
 from support.dashboard_queries import (
     DASHBOARD,
     DashboardQuery,
@@ -86,10 +86,7 @@ def content_panels() -> list[dict[str, Any]]:
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool not found; install it with: apt-get install prometheus")
-    return path
+    return require("promtool", "prometheus")
 
 
 def test_dashboard_is_json_with_identity() -> None:

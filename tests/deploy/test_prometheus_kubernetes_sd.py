@@ -21,7 +21,6 @@ import contextlib
 import copy
 import json
 import re
-import shutil
 import socket
 import subprocess
 import threading
@@ -39,6 +38,7 @@ import pytest
 import yaml
 from generate_prometheusrules import RULES_DIR
 from kustomize_render import Manifest, find, find_generated, render
+from support.binaries import require
 
 NAMESPACE = "lab"
 JOB = "example-service"
@@ -319,9 +319,7 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPrometheus]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus not found: `make system-packages` installs Debian's")
+    binary = require("prometheus", "prometheus")
     workdir = tmp_path_factory.mktemp("prometheus-kubernetes-sd")
     manifests = render("lab")
     config = yaml.safe_load(

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import itertools
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from support.binaries import require
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "deploy" / "prometheus" / "rules"
@@ -78,10 +78,7 @@ def github_anchors(markdown: str) -> set[str]:
 
 @pytest.fixture(scope="session")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        pytest.fail("promtool not found; install it with: apt-get install prometheus")
-    return path
+    return require("promtool", "prometheus")
 
 
 def run(command: list[str]) -> subprocess.CompletedProcess[str]:

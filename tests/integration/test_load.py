@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -23,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from support.binaries import require
 from support.ports import free_port
 from support.service import EXECUTABLE, ServiceProcess, StartService
 from support.waiting import wait_for
@@ -425,8 +425,7 @@ Series = tuple[str, frozenset[tuple[str, str]]]
 
 class Pushgateway:
     def __init__(self) -> None:
-        binary = shutil.which("prometheus-pushgateway")
-        assert binary, "install Debian's prometheus-pushgateway"
+        binary = require("prometheus-pushgateway", "prometheus-pushgateway")
         self.url = f"http://127.0.0.1:{free_port()}"
         self.process = subprocess.Popen(
             [
