@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
 import urllib.error
@@ -21,6 +20,10 @@ from typing import Any
 import pytest
 import yaml
 from support.binaries import require
+from support.ports import free_port
+from support.processes import running
+
+from example_service.stack.processes import Component
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "deploy" / "alertmanager" / "alertmanager.yml"
@@ -147,13 +150,6 @@ def test_commented_examples_are_valid(amtool: str, tmp_path: Path) -> None:
 # --- the inhibition, in a real Alertmanager ---
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def http_json(url: str, body: Any = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
@@ -165,44 +161,20 @@ def http_json(url: str, body: Any = None) -> Any:
 @pytest.fixture
 def alertmanager(tmp_path: Path) -> Iterator[str]:
     binary = require("prometheus-alertmanager", "prometheus-alertmanager")
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "alertmanager.log").open("w")
-    process = subprocess.Popen(
-        [
-            binary,
-            f"--config.file={CONFIG}",
-            f"--storage.path={tmp_path / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            # No gossip: a lone instance, and no port 9094 to collide with.
-            "--cluster.listen-address=",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
+    address = f"127.0.0.1:{free_port()}"
+    command = [
+        binary,
+        f"--config.file={CONFIG}",
+        f"--storage.path={tmp_path / 'data'}",
+        f"--web.listen-address={address}",
+        # No gossip: a lone instance, and no port 9094 to collide with.
+        "--cluster.listen-address=",
+    ]
+    server = Component(
+        "alertmanager", command, f"http://{address}", "/-/ready", tmp_path / "alertmanager.log"
     )
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"alertmanager exited:\n{(tmp_path / 'alertmanager.log').read_text()}")
-            try:
-                urllib.request.urlopen(f"{base}/-/ready", timeout=1).close()
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline:
-                    pytest.fail(
-                        f"alertmanager not ready:\n{(tmp_path / 'alertmanager.log').read_text()}"
-                    )
-                time.sleep(0.1)
-        yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-        log.close()
+    with running(server):
+        yield server.url
 
 
 def alert(name: str, severity: str, **labels: str) -> dict[str, Any]:

@@ -24,11 +24,10 @@ import re
 import socket
 import subprocess
 import threading
-import time
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -39,26 +38,17 @@ import yaml
 from generate_prometheusrules import RULES_DIR
 from kustomize_render import Manifest, find, find_generated, render
 from support.binaries import require
+from support.ports import free_port
+from support.processes import running
+from support.waiting import wait_for
+
+from example_service.stack.processes import Component
 
 NAMESPACE = "lab"
 JOB = "example-service"
 DEADLINE_SECONDS = 60.0
 
 T = TypeVar("T")
-
-
-def wait_for(what: str, probe: Callable[[], T | None], timeout: float = DEADLINE_SECONDS) -> T:
-    """Poll until probe() returns something other than None, or fail after timeout."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        result = probe()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(delay)
-        delay = min(delay * 2, 0.5)
 
 
 # ---------------------------------------------------------------------------------------
@@ -295,9 +285,7 @@ def file_sd_config(config: dict[str, Any], sd_file: Path, rule_files: list[str])
 @dataclass
 class RunningPrometheus:
     url: str
-    port: int
     pods: list[FakePod]
-    log: Path
 
     def get(self, path: str, **params: str) -> Any:
         query = urllib.parse.urlencode(params)
@@ -309,12 +297,6 @@ class RunningPrometheus:
         assert answer["status"] == "success", answer
         result: list[dict[str, Any]] = answer["data"]["result"]
         return result
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
@@ -351,40 +333,18 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningProm
         )
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
-        port = free_port()
-        log = workdir / "prometheus.log"
-        with log.open("wb") as log_file:
-            process = subprocess.Popen(
-                [
-                    binary,
-                    f"--config.file={config_file}",
-                    f"--storage.tsdb.path={workdir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{port}",
-                ],
-                stdout=log_file,
-                stderr=subprocess.STDOUT,
-            )
-        running = RunningPrometheus(f"http://127.0.0.1:{port}", port, pods, log)
-
-        def ready() -> bool | None:
-            if process.poll() is not None:
-                pytest.fail(f"prometheus exited:\n{log.read_text(errors='replace')}")
-            try:
-                with urllib.request.urlopen(f"{running.url}/-/ready", timeout=2) as response:
-                    return True if response.status == 200 else None
-            except OSError:
-                return None
-
-        try:
-            wait_for("prometheus to be ready", ready)
-            yield running
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=30)
+        address = f"127.0.0.1:{free_port()}"
+        command = [
+            binary,
+            f"--config.file={config_file}",
+            f"--storage.tsdb.path={workdir / 'data'}",
+            f"--web.listen-address={address}",
+        ]
+        server = Component(
+            "prometheus", command, f"http://{address}", "/-/ready", workdir / "prometheus.log"
+        )
+        with running(server, timeout=DEADLINE_SECONDS):
+            yield RunningPrometheus(server.url, pods)
 
 
 def job_targets(prometheus: RunningPrometheus) -> dict[str, Any]:
@@ -408,7 +368,9 @@ def test_sd_keeps_the_running_annotated_service_pods_with_their_labels(
     prometheus: RunningPrometheus,
 ) -> None:
     active = wait_for(
-        "both replicas to be scraped successfully", lambda: healthy_active_targets(prometheus)
+        lambda: healthy_active_targets(prometheus),
+        DEADLINE_SECONDS,
+        "both replicas to be scraped successfully",
     )
     by_pod = {target["labels"]["pod"]: target for target in active}
     expected = {pod.name: pod for pod in prometheus.pods if pod.expect_scraped}
@@ -434,7 +396,9 @@ def test_sd_keeps_the_running_annotated_service_pods_with_their_labels(
 def test_sd_drops_pending_unannotated_other_app_and_init_container_targets(
     prometheus: RunningPrometheus,
 ) -> None:
-    wait_for("the targets to be discovered", lambda: healthy_active_targets(prometheus))
+    wait_for(
+        lambda: healthy_active_targets(prometheus), DEADLINE_SECONDS, "the targets to be discovered"
+    )
     targets = job_targets(prometheus)
     dropped = [
         t["discoveredLabels"]
@@ -462,7 +426,7 @@ def test_sd_series_carry_namespace_pod_and_node(prometheus: RunningPrometheus) -
         found = {(s["metric"]["pod"], s["metric"]["node"]) for s in result}
         return found if found == expected else None
 
-    wait_for("up == 1 for each replica", up_series)
+    wait_for(up_series, DEADLINE_SECONDS, "up == 1 for each replica")
 
 
 def test_sd_feeds_the_prometheus_adapter_rule(prometheus: RunningPrometheus) -> None:
@@ -483,7 +447,7 @@ def test_sd_feeds_the_prometheus_adapter_rule(prometheus: RunningPrometheus) -> 
         series: list[dict[str, str]] = answer["data"]
         return series if {s.get("pod") for s in series} >= set(pods) else None
 
-    for series in wait_for("the adapter's series", discovered):
+    for series in wait_for(discovered, DEADLINE_SECONDS, "the adapter's series"):
         assert series["namespace"] == NAMESPACE
         assert re.fullmatch(rule["name"]["matches"], series["__name__"])
 
@@ -500,5 +464,5 @@ def test_sd_feeds_the_prometheus_adapter_rule(prometheus: RunningPrometheus) -> 
         result = {s["metric"].get("pod", ""): float(s["value"][1]) for s in prometheus.query(query)}
         return result if set(result) == set(pods) and all(result.values()) else None
 
-    rates = wait_for("a request rate for every pod", per_pod_rates)
+    rates = wait_for(per_pod_rates, DEADLINE_SECONDS, "a request rate for every pod")
     assert all(rate > 0 for rate in rates.values())

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,10 +25,12 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from support.binaries import require
 from support.ports import free_port
+from support.processes import running
 from support.service import EXECUTABLE, ServiceProcess, StartService
 from support.waiting import wait_for
 
 from example_service.load.targets import TargetError, check_targets
+from example_service.stack.processes import Component
 
 JOB = "example-service-load"
 OUTCOMES = {
@@ -424,25 +427,13 @@ Series = tuple[str, frozenset[tuple[str, str]]]
 
 
 class Pushgateway:
-    def __init__(self) -> None:
+    def __init__(self, log: Path) -> None:
         binary = require("prometheus-pushgateway", "prometheus-pushgateway")
-        self.url = f"http://127.0.0.1:{free_port()}"
-        self.process = subprocess.Popen(
-            [
-                binary,
-                f"--web.listen-address={self.url.removeprefix('http://')}",
-                "--persistence.file=",  # in memory: nothing to clean up
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError("the Pushgateway exited")
-            return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-
-        wait_for(ready, 20, "the Pushgateway to be ready")
+        address = f"127.0.0.1:{free_port()}"
+        # In memory (no persistence file): nothing to clean up.
+        command = [binary, f"--web.listen-address={address}", "--persistence.file="]
+        self.server = Component("pushgateway", command, f"http://{address}", "/-/ready", log)
+        self.url = self.server.url
 
     def samples(self, job: str = JOB) -> dict[Series, float]:
         """Every sample the gateway exposes for a job: (name, labels) -> value."""
@@ -454,16 +445,12 @@ class Pushgateway:
             if sample.labels.get("job") == job
         }
 
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(10)
-
 
 @pytest.fixture
-def pushgateway() -> Iterator[Pushgateway]:
-    gateway = Pushgateway()
-    yield gateway
-    gateway.stop()
+def pushgateway(tmp_path: Path) -> Iterator[Pushgateway]:
+    gateway = Pushgateway(tmp_path / "pushgateway.log")
+    with running(gateway.server):
+        yield gateway
 
 
 def series(name: str, instance: str, **labels: str) -> Series:
