@@ -135,12 +135,10 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_USAGE
     # Imported only now: httpx and rich cost start-up time a refused run need not pay.
     from example_service.load.run import Options, execute
+    from example_service.load.runner import Plan
 
     options = Options(
-        urls=tuple(target.url for target in targets),
-        limits=limits,
-        pacing=pacing,
-        timeout=args.timeout,
+        plan=Plan(tuple(target.url for target in targets), limits, pacing, args.timeout),
         as_json=args.json,
         progress=not args.no_progress,
         pushgateway=args.pushgateway,

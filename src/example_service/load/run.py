@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
-from example_service.load.limits import Limits, Pacing
 from example_service.load.progress import ProgressDisplay
 from example_service.load.push import Gateway, PushError, push
 from example_service.load.runner import LoadRun, Plan, Times
@@ -23,10 +22,9 @@ EXIT_PUSH_FAILED = 1
 
 @dataclass(frozen=True)
 class Options:
-    urls: tuple[str, ...]
-    limits: Limits
-    pacing: Pacing
-    timeout: float
+    """The run itself (plan) and what to do with its figures."""
+
+    plan: Plan
     as_json: bool = False
     progress: bool = True
     pushgateway: str | None = None
@@ -61,7 +59,7 @@ def _loop_run(plan: Plan, recorder: Recorder, display: ProgressDisplay | None) -
 
 
 def execute(options: Options) -> int:
-    plan = Plan(options.urls, options.limits, options.pacing, options.timeout)
+    plan = options.plan
     console = Console(stderr=True)
     # rich decides what a terminal is (isatty, TTY_COMPATIBLE, FORCE_COLOR): a log file
     # gets no bar at all rather than a frozen copy of its last state.
