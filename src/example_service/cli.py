@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 
 from example_service import __version__, logs
-from example_service.settings import OPTIONS, ConfigError, Settings, from_environment
+from example_service.settings import ConfigError, add_arguments, parse_settings
 
 EXIT_USAGE = 2
 
@@ -26,18 +27,7 @@ def _parser() -> argparse.ArgumentParser:
             "`example-service load --help` sends it bounded load."
         ),
     )
-    defaults = Settings()
-    for option in OPTIONS:
-        default = getattr(defaults, option.field)
-        shown = option.default_text or ("unset" if default is None else str(default))
-        if isinstance(default, bool):
-            shown = "on" if default else "off"
-        parser.add_argument(
-            option.flag,
-            dest=option.field,
-            metavar=option.env,
-            help=f"{option.help}; {option.accepted} (default: {shown}, env {option.env})",
-        )
+    add_arguments(parser)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     return parser
 
@@ -58,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def serve(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     try:
-        settings = from_environment(vars(args))
+        settings = parse_settings(vars(args), os.environ)
     except ConfigError as error:
         print(f"example-service: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,19 +1,38 @@
-"""One validated settings object: flags win over environment variables, which win over defaults.
+"""Every setting of the service, each declared once: a field of `Settings` made by `setting()`.
 
-Every setting is checked before anything binds a port, and a bad value is reported as a
-single line naming the setting, the value and what is accepted.
+A declaration gives the default, the parser (which also says in words what it accepts) and
+the help. Everything else is derived from it: the flag and the environment variable, both
+named after the field (`request_timeout` is `--request-timeout` and `REQUEST_TIMEOUT`); the
+command line's options and their `--help` (`add_arguments`); the lookup, where a flag wins
+over the variable, which wins over the default (`parse_settings`); and the list of variables
+the service reads (`ENVIRONMENT_VARIABLES`).
+
+Every value is checked before anything binds a port, and a bad one is reported as a single
+line naming the setting as it was given (flag or variable), the value and what is accepted.
+
+To add a setting, add one field here, for example
+
+    max_queue: int = setting(64, integer(1, 100_000), "computations waiting for a worker")
+
+and its row to the README's configuration table, which tests/unit/test_settings.py compares
+with these declarations (flag, variable and default, in this order). A check that involves
+more than one setting belongs in `_check_together`.
 """
+
+# setting() returns a dataclasses.Field, as field() does, which ruff's check for calls in
+# dataclass defaults cannot tell.
+# ruff: noqa: RUF009
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import math
-import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from example_service.faults import MAX_LATENCY_MS, Latency
 
@@ -24,6 +43,10 @@ DEFAULT_NUM_MAX = 35
 NUM_MAX_CEILING = 60
 # fib(10) is what the lab computes when NUM is unset.
 NUM_WHEN_UNSET = 10
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 
 class ConfigError(ValueError):
@@ -35,68 +58,44 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class Settings:
-    host: str = "0.0.0.0"
-    port: int = 5565
-    num: int | None = None
-    num_max: int = DEFAULT_NUM_MAX
-    workers: int | None = None
-    request_timeout: float = 10.0
-    drain_delay: float = 5.0
-    shutdown_timeout: float = 10.0
-    header_timeout: float = 10.0
-    access_log: bool = True
-    log_level: str = "info"
-    sysfs_root: Path = Path("/sys")
-    procfs_root: Path = Path("/proc")
-    cgroup_root: Path = Path("/sys/fs/cgroup")
-    demo_readings: bool = False
-    request_metrics: bool = True
-    fault_error_ratio: float = 0.0
-    fault_latency: Latency = field(default_factory=Latency)
+class Parser(Generic[T_co]):
+    """Turns a setting's text into its value or raises ValueError; `accepted` says what it takes."""
 
-    @property
-    def fib_n(self) -> int:
-        """The Fibonacci argument one /abc request computes."""
-        return NUM_WHEN_UNSET if self.num is None else self.num
-
-
-@dataclass(frozen=True)
-class Option:
-    """How one setting is spelled on the command line and in the environment, and parsed."""
-
-    field: str
-    flag: str
-    env: str
-    # None for NUM alone: its accepted range depends on NUM_MAX, so it is parsed last.
-    parse: Callable[[str], Any] | None
+    parse: Callable[[str], T_co]
     accepted: str
-    help: str
-    # How --help words the default where the field's own default (None) would say nothing.
-    default_text: str | None = None
 
 
 _INTEGER = re.compile(r"[0-9]+")
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
-LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
-def _integer(text: str, low: int, high: int) -> int:
-    # Only ASCII digits: int() would also accept "+5", "1_000" and other scripts' digits.
-    if not _INTEGER.fullmatch(text):
-        raise ValueError
-    value = int(text)
-    if not low <= value <= high:
-        raise ValueError
-    return value
+def integer(low: int, high: int) -> Parser[int]:
+    def parse(text: str) -> int:
+        # Only ASCII digits: int() would also accept "+5", "1_000" and other scripts' digits.
+        if not _INTEGER.fullmatch(text):
+            raise ValueError
+        value = int(text)
+        if not low <= value <= high:
+            raise ValueError
+        return value
+
+    return Parser(parse, f"an integer from {low} to {high}")
 
 
-def _seconds(text: str, low: float, high: float) -> float:
-    value = float(text)
-    if not math.isfinite(value) or not low <= value <= high:
-        raise ValueError
-    return value
+def optional(parser: Parser[T]) -> Parser[T | None]:
+    """An empty value means unset, as the Go lab's os.Getenv check treated NUM."""
+    return Parser(lambda text: parser.parse(text) if text else None, parser.accepted)
+
+
+def seconds(low: float, high: float) -> Parser[float]:
+    def parse(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ValueError
+        return value
+
+    return Parser(parse, f"seconds from {low:g} to {high:g}")
 
 
 def _switch(text: str) -> bool:
@@ -129,190 +128,227 @@ def _ratio(text: str) -> float:
 
 
 def _directory(text: str) -> Path:
-    if not text:
+    # No path can hold a NUL byte: refused here rather than by the first read.
+    if not text or "\0" in text:
         raise ValueError
     return Path(text)
 
 
-OPTIONS: tuple[Option, ...] = (
-    Option(
-        "host", "--host", "HOST", _host, "an IPv4 or IPv6 address, or localhost", "listen address"
-    ),
-    Option(
-        "port",
-        "--port",
-        "PORT",
-        lambda t: _integer(t, 1, 65535),
-        "an integer from 1 to 65535",
-        "listen port",
-    ),
-    Option(
-        "num",
-        "--num",
-        "NUM",
+SWITCH = Parser(_switch, "on or off")
+HOST = Parser(_host, "an IPv4 or IPv6 address, or localhost")
+LOG_LEVEL = Parser(_log_level, "one of " + ", ".join(LOG_LEVELS))
+RATIO = Parser(_ratio, "a number from 0 to 1")
+DIRECTORY = Parser(_directory, "a directory path")
+LATENCY = Parser(Latency.parse, f"milliseconds N or a range MIN-MAX, up to {MAX_LATENCY_MS}")
+
+
+@dataclass(frozen=True)
+class _Declared:
+    """What `setting()` stores in the field's metadata, until the field's name is known."""
+
+    parser: Parser[object]
+    help: str
+    name: str | None
+    accepted: str | None
+    default_text: str | None
+
+
+def setting(
+    default: T,
+    parser: Parser[T],
+    help: str,
+    *,
+    name: str | None = None,
+    accepted: str | None = None,
+    default_text: str | None = None,
+) -> T:
+    """Declare a setting as a field of `Settings`.
+
+    name: what the flag and variable are spelled after, when not the field's name.
+    accepted: what --help and errors say is accepted, when not the parser's own words. It may
+        name settings declared above it in braces ("from 1 to {num_max}"); an error fills in
+        their values, --help their variables.
+    default_text: how --help and the README word a default that its value alone would not say.
+    """
+    declared = _Declared(parser, help, name, accepted, default_text)
+    # Typed as the default so that the field keeps its own type; at run time it is a Field.
+    result: T = field(default=default, metadata={"setting": declared})
+    return result
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str = setting("0.0.0.0", HOST, "listen address")
+    port: int = setting(5565, integer(1, 65535), "listen port")
+    # Declared before NUM, whose accepted text names it.
+    num_max: int = setting(DEFAULT_NUM_MAX, integer(1, NUM_MAX_CEILING), "largest NUM accepted")
+    num: int | None = setting(
         None,
-        "an integer from 1 to NUM_MAX",
-        "Fibonacci argument of GET /abc; unset or empty means the lab's fib(10)",
-    ),
-    Option(
-        "num_max",
-        "--num-max",
-        "NUM_MAX",
-        lambda t: _integer(t, 1, NUM_MAX_CEILING),
-        f"an integer from 1 to {NUM_MAX_CEILING}",
-        "largest NUM accepted",
-    ),
-    Option(
-        "workers",
-        "--workers",
-        "WORKERS",
-        lambda t: _integer(t, 1, 256),
-        "an integer from 1 to 256",
+        optional(integer(1, NUM_MAX_CEILING)),
+        f"Fibonacci argument of GET /abc; unset or empty means the lab's fib({NUM_WHEN_UNSET})",
+        accepted="an integer from 1 to {num_max} (NUM_MAX raises the maximum)",
+    )
+    workers: int | None = setting(
+        None,
+        integer(1, 256),
         "worker processes for the Fibonacci workload",
-        default_text="the CPUs this process may run on",
-    ),
-    Option(
-        "request_timeout",
-        "--request-timeout",
-        "REQUEST_TIMEOUT",
-        lambda t: _seconds(t, 0.01, 3600),
-        "seconds from 0.01 to 3600",
+        default_text="the CPU quota rounded up, at most the CPUs of the affinity mask",
+    )
+    request_timeout: float = setting(
+        10.0,
+        seconds(0.01, 3600),
         "deadline of one /abc computation; past it the request answers 503",
-    ),
-    Option(
-        "drain_delay",
-        "--drain-delay",
-        "DRAIN_DELAY",
-        lambda t: _seconds(t, 0, 300),
-        "seconds from 0 to 300",
+    )
+    drain_delay: float = setting(
+        5.0,
+        seconds(0, 300),
         "after SIGTERM, how long to keep serving while /readyz answers 503",
-    ),
-    Option(
-        "shutdown_timeout",
-        "--shutdown-timeout",
-        "SHUTDOWN_TIMEOUT",
-        lambda t: _seconds(t, 0, 300),
-        "seconds from 0 to 300",
+    )
+    shutdown_timeout: float = setting(
+        10.0,
+        seconds(0, 300),
         "after the drain, how long in-flight requests may take to finish",
-    ),
-    Option(
-        "header_timeout",
-        "--header-timeout",
-        "HEADER_TIMEOUT",
-        lambda t: _seconds(t, 0.1, 300),
-        "seconds from 0.1 to 300",
+    )
+    header_timeout: float = setting(
+        10.0,
+        seconds(0.1, 300),
         "a client that has not sent its whole request head by then is disconnected",
-    ),
-    Option(
-        "access_log",
-        "--access-log",
-        "ACCESS_LOG",
-        _switch,
-        "on or off",
-        "one JSON line per request",
-    ),
-    Option(
-        "log_level",
-        "--log-level",
-        "LOG_LEVEL",
-        _log_level,
-        "one of " + ", ".join(LOG_LEVELS),
-        "least severe level logged",
-    ),
-    Option(
-        "sysfs_root",
-        "--sysfs-root",
-        "SYSFS_ROOT",
-        _directory,
-        "a directory path",
-        "where sysfs is mounted (sensors, disks)",
-    ),
-    Option(
-        "procfs_root",
-        "--procfs-root",
-        "PROCFS_ROOT",
-        _directory,
-        "a directory path",
-        "where procfs is mounted (namespaces, own cgroup)",
-    ),
-    Option(
-        "cgroup_root",
-        "--cgroup-root",
-        "CGROUP_ROOT",
-        _directory,
-        "a directory path",
-        "where the cgroup hierarchy is mounted",
-    ),
-    Option(
-        "demo_readings",
-        "--demo-readings",
-        "DEMO_READINGS",
-        _switch,
-        "on or off",
+    )
+    access_log: bool = setting(True, SWITCH, "one JSON line per request")
+    log_level: str = setting("info", LOG_LEVEL, "least severe level logged")
+    sysfs_root: Path = setting(Path("/sys"), DIRECTORY, "where sysfs is mounted (sensors, disks)")
+    procfs_root: Path = setting(
+        Path("/proc"), DIRECTORY, "where procfs is mounted (namespaces, own cgroup)"
+    )
+    cgroup_root: Path = setting(
+        Path("/sys/fs/cgroup"), DIRECTORY, "where the cgroup hierarchy is mounted"
+    )
+    demo_readings: bool = setting(
+        False,
+        SWITCH,
         "report the lab's hand-set temperature and disk errors instead of real readings",
-    ),
-    Option(
-        "request_metrics",
-        "--request-metrics",
-        "REQUEST_METRICS",
-        _switch,
-        "on or off",
+    )
+    request_metrics: bool = setting(
+        True,
+        SWITCH,
         "record per-request metrics (off only to measure their cost)",
-    ),
-    Option(
-        "fault_error_ratio",
-        "--fault-error-ratio",
-        "FAULT_ERROR_RATIO",
-        _ratio,
-        "a number from 0 to 1",
+    )
+    fault_error_ratio: float = setting(
+        0.0,
+        RATIO,
         "share of /abc requests answered 500 on purpose (fault injection; never in production)",
-    ),
-    Option(
-        "fault_latency",
-        "--fault-latency-ms",
-        "FAULT_LATENCY_MS",
-        Latency.parse,
-        f"milliseconds N or a range MIN-MAX, up to {MAX_LATENCY_MS}",
+    )
+    fault_latency: Latency = setting(
+        Latency(),
+        LATENCY,
         "delay added to every /abc request, fixed or drawn uniformly (fault injection)",
-    ),
-)
+        name="fault_latency_ms",
+    )
+
+    @property
+    def fib_n(self) -> int:
+        """The Fibonacci argument one /abc request computes."""
+        return NUM_WHEN_UNSET if self.num is None else self.num
 
 
-def _resolve_num(name: str, raw: str | None, num_max: int) -> int | None:
-    """An empty NUM means unset, as the Go lab's os.Getenv check treated it."""
-    if raw is None or not raw.strip():
-        return None
-    accepted = f"an integer from 1 to {num_max} (NUM_MAX raises the maximum)"
-    try:
-        return _integer(raw.strip(), 1, num_max)
-    except ValueError:
-        raise ConfigError(name, raw, accepted) from None
+def _shown(value: object) -> str:
+    """A default as a user would write it."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
 
 
-def resolve(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Settings:
-    """Build the settings from raw flag values (None when not given) and the environment.
+@dataclass(frozen=True)
+class Setting:
+    """One setting as declared, with the names derived from it."""
+
+    field: str
+    flag: str
+    variable: str
+    default: object
+    parse: Callable[[str], object]
+    accepted: str
+    help: str
+    default_text: str
+
+    def error(self, given_as: str, raw: str, values: Mapping[str, object]) -> ConfigError:
+        """The error for a value given as this flag or variable, `values` filling `accepted`."""
+        return ConfigError(given_as, raw, self.accepted.format_map(values))
+
+
+def _declared_settings() -> tuple[Setting, ...]:
+    declared = []
+    for item in fields(Settings):
+        meta: _Declared = item.metadata["setting"]
+        name = meta.name or item.name
+        declared.append(
+            Setting(
+                field=item.name,
+                flag="--" + name.replace("_", "-"),
+                variable=name.upper(),
+                default=item.default,
+                parse=meta.parser.parse,
+                accepted=meta.accepted or meta.parser.accepted,
+                help=meta.help,
+                default_text=meta.default_text or _shown(item.default),
+            )
+        )
+    return tuple(declared)
+
+
+SETTINGS = _declared_settings()
+# Every environment variable the service reads, so that a test (or a wrapper) can clear them.
+ENVIRONMENT_VARIABLES: tuple[str, ...] = tuple(item.variable for item in SETTINGS)
+_DEFAULTS: dict[str, object] = {item.field: item.default for item in SETTINGS}
+_BY_FIELD: dict[str, Setting] = {item.field: item for item in SETTINGS}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per setting; values stay text until parse_settings checks them."""
+    variables = {item.field: item.variable for item in SETTINGS}
+    for item in SETTINGS:
+        accepted = item.accepted.format_map(variables)
+        text = f"{item.help}; {accepted} (default: {item.default_text}, env {item.variable})"
+        parser.add_argument(
+            item.flag,
+            dest=item.field,
+            metavar=item.variable,
+            # argparse formats help with %: a literal one must be doubled.
+            help=text.replace("%", "%%"),
+        )
+
+
+def parse_settings(flags: Mapping[str, str | None], environ: Mapping[str, str]) -> Settings:
+    """Build the settings from raw flag values (by field name, None when not given) and the
+    environment.
 
     Surrounding white space is trimmed from every value: a ConfigMap value written as a YAML
     block scalar ends in a newline, and rejecting that would only surprise.
     """
     values: dict[str, Any] = {}
-    num_name, raw_num = "NUM", None
-    for option in OPTIONS:
-        name, raw = option.flag, flags.get(option.field)
+    given: dict[str, tuple[str, str]] = {}
+    for item in SETTINGS:
+        given_as, raw = item.flag, flags.get(item.field)
         if raw is None:
-            name, raw = option.env, environ.get(option.env)
+            given_as, raw = item.variable, environ.get(item.variable)
         if raw is None:
             continue
-        if option.parse is None:
-            num_name, raw_num = name, raw
-            continue
+        given[item.field] = (given_as, raw)
         try:
-            values[option.field] = option.parse(raw.strip())
+            values[item.field] = item.parse(raw.strip())
         except ValueError:
-            raise ConfigError(name, raw, option.accepted) from None
+            raise item.error(given_as, raw, _DEFAULTS | values) from None
     settings = Settings(**values)
-    return replace(settings, num=_resolve_num(num_name, raw_num, settings.num_max))
+    _check_together(settings, given)
+    return settings
 
 
-def from_environment(flags: Mapping[str, str | None]) -> Settings:
-    return resolve(flags, os.environ)
+def _check_together(settings: Settings, given: Mapping[str, tuple[str, str]]) -> None:
+    """The checks that involve more than one setting, once each has been parsed on its own."""
+    if settings.num is not None and settings.num > settings.num_max:
+        given_as, raw = given["num"]
+        raise _BY_FIELD["num"].error(given_as, raw, vars(settings))
