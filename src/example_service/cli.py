@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
 
 from example_service import __version__, logs
 from example_service.settings import ConfigError, add_arguments, parse_settings
 
 EXIT_USAGE = 2
+
+log = logging.getLogger(__name__)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,11 +61,19 @@ def serve(argv: Sequence[str]) -> int:
     from example_service.server import ListenError, run
 
     try:
-        import uvloop
-
-        return uvloop.run(run(settings))
+        return _event_loop_runner()(run(settings))
     except ListenError as error:
         print(f"example-service: {error}", file=sys.stderr)
         return 1
     finally:
         asyncio.set_event_loop(None)
+
+
+def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:
+    """uvloop's runner, or asyncio's where uvloop is not installed (it has no Windows build)."""
+    try:
+        import uvloop
+    except ImportError:
+        log.warning("uvloop is not installed: serving on asyncio's own event loop")
+        return asyncio.run
+    return uvloop.run
