@@ -15,11 +15,11 @@ SYSTEM_PACKAGES := promtool=prometheus prometheus=prometheus chromium=chromium \
 
 $(VENV)/.run-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --disable-pip-version-check -e .
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[load]'
 	touch $@
 
 $(VENV)/.dev-installed: pyproject.toml $(VENV)/.run-installed
-	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,load]'
 	touch $@
 
 run: $(VENV)/.run-installed

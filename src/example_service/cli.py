@@ -43,10 +43,27 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return stack_main(arguments[1:])
     if arguments[:1] == ["load"]:
+        return load(arguments[1:])
+    return serve(arguments)
+
+
+def load(argv: Sequence[str]) -> int:
+    """The load command, or one line saying how to install what it needs."""
+    try:
         from example_service.load.cli import main as load_main
 
-        return load_main(arguments[1:])
-    return serve(arguments)
+        return load_main(argv)
+    except ModuleNotFoundError as error:
+        # Any package missing but our own is one of the [load] extra's (or theirs).
+        package = (error.name or "example_service").partition(".")[0]
+        if package == "example_service":
+            raise
+        print(
+            f"example-service load: {package} is not installed; the load command needs "
+            "the [load] extra: pip install 'example-service[load]'",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def serve(argv: Sequence[str]) -> int:

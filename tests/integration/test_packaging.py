@@ -8,18 +8,20 @@ import sys
 from pathlib import Path
 
 from support.blocked_imports import blocking
-from support.service import ServiceProcess, StartService
+from support.distributions import installed, modules_only_from, required_by
+from support.ports import free_port
+from support.service import EXECUTABLE, ServiceProcess, StartService
 from support.waiting import wait_for
 
 from example_service import __version__
 from example_service.settings import ENVIRONMENT_VARIABLES
 
 
-def python(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
     environment.update(env or {})
     return subprocess.run(
-        [sys.executable, *args],
+        command,
         env=environment,
         capture_output=True,
         text=True,
@@ -29,13 +31,13 @@ def python(*args: str, env: dict[str, str] | None = None) -> subprocess.Complete
 
 
 def test_python_m_runs_the_command() -> None:
-    result = python("-m", "example_service", "--version")
+    result = run(sys.executable, "-m", "example_service", "--version")
     assert (result.returncode, result.stdout) == (0, f"example-service {__version__}\n")
 
 
 def test_importing_main_runs_nothing() -> None:
     # Were the command to run on import, this bad NUM would make it exit 2 with a message.
-    result = python("-c", "import example_service.__main__", env={"NUM": "x"})
+    result = run(sys.executable, "-c", "import example_service.__main__", env={"NUM": "x"})
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
@@ -60,3 +62,32 @@ def test_with_uvloop_nothing_is_said_about_it(service: ServiceProcess) -> None:
     assert service.get("/abc").status_code == 200
     assert any(entry["message"] == "started" for entry in service.logs())
     assert uvloop_lines(service) == []
+
+
+def test_the_server_runs_on_its_own_dependencies_alone(
+    start_service: StartService, tmp_path: Path
+) -> None:
+    # Every installed package the server's install would not bring is made unimportable:
+    # the load extra's, the tests' and the tools'.
+    blocked = modules_only_from(installed() - required_by("example-service"))
+    assert "pytest" in blocked
+    env = blocking(blocked, tmp_path)
+    service = start_service("--drain-delay", "0", env=env)
+    for path in ("/abc", "/metrics", "/info", "/healthz", "/readyz"):
+        assert service.get(path).status_code == 200, path
+    service.signal()
+    assert service.process.wait(15) == 0
+
+
+def test_load_without_its_extra_says_how_to_install_it(tmp_path: Path) -> None:
+    only_for_load = required_by("example-service", ["load"]) - required_by("example-service")
+    blocked = modules_only_from(only_for_load)
+    assert blocked
+    env = blocking(blocked, tmp_path)
+    target = f"http://127.0.0.1:{free_port()}/abc"
+    result = run(str(EXECUTABLE), "load", "--count", "1", target, env=env)
+    assert (result.returncode, result.stdout) == (1, "")
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("example-service load: ")
+    assert result.stderr.endswith("needs the [load] extra: pip install 'example-service[load]'\n")
+    assert run(str(EXECUTABLE), "load", "--help", env=env).returncode == 0
