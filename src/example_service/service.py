@@ -20,7 +20,7 @@ from example_service.metrics.hardware import HardwareCollector
 from example_service.metrics.http import RequestMetrics
 from example_service.metrics.in_flight import InFlightCollector
 from example_service.metrics.readings import ReadingsCollector
-from example_service.metrics.registry import build_registry
+from example_service.metrics.registry import LabMetrics, build_registry
 from example_service.settings import Settings
 from example_service.workload import Workload
 
@@ -44,7 +44,7 @@ class Service:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.lifecycle = Lifecycle()
-        registry, lab = build_registry()
+        registry = build_registry()
         registry.register(InFlightCollector(self.lifecycle))
         cgroup = CgroupReader(cgroup_root=settings.cgroup_root, procfs_root=settings.procfs_root)
         hardware: DemoCollector | HardwareCollector = (
@@ -64,7 +64,13 @@ class Service:
             )
         observers: list[Observer] = []
         if settings.request_metrics:
-            observers += [lab, RequestMetrics(registry)]
+            observers += [LabMetrics(registry), RequestMetrics(registry)]
+        else:
+            # Absent rather than frozen at 0: a dashboard or an alert can tell absent series.
+            log.warning(
+                "request metrics are off: /metrics has no request_total, "
+                "request_latency_seconds or http_request* families"
+            )
         if settings.access_log:
             observers.append(AccessLog())
         self.app = App(

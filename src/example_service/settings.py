@@ -231,7 +231,7 @@ class Settings:
     request_metrics: bool = setting(
         True,
         SWITCH,
-        "record per-request metrics (off only to measure their cost)",
+        "record per-request metrics, the lab's families included (off only to measure their cost)",
     )
     fault_error_ratio: float = setting(
         0.0,

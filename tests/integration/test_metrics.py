@@ -6,7 +6,8 @@ import gzip
 import subprocess
 
 import httpx
-from support.service import ServiceProcess
+from support.service import ServiceProcess, StartService
+from support.waiting import wait_for
 
 LAB_BUCKETS = [
     "0.01", "0.02", "0.05", "0.1", "0.2", "0.5", "1.0", "2.0", "5.0", "10.0", "20.0", "30.0",
@@ -125,3 +126,34 @@ def test_promtool_check_metrics_reports_nothing(service: ServiceProcess) -> None
     assert result.returncode == 0, result.stderr
     assert result.stdout == b""
     assert result.stderr == b""
+
+
+REQUEST_FAMILIES = {
+    "request_total",
+    "request_latency_seconds",
+    "http_requests_total",
+    "http_request_duration_seconds",
+}
+
+
+def families(service: ServiceProcess) -> set[str]:
+    return {line.split()[2] for line in lines(service) if line.startswith("# TYPE ")}
+
+
+def test_request_metrics_off_leaves_out_every_request_family(
+    service: ServiceProcess, start_service: StartService
+) -> None:
+    assert families(service) >= REQUEST_FAMILIES
+    quiet = start_service("--access-log", "off", "--request-metrics", "off")
+    assert quiet.get("/abc").status_code == 200
+    shown = families(quiet)
+    assert "process_cpu_seconds_total" in shown
+    assert not shown & REQUEST_FAMILIES
+    warning = "request metrics are off: /metrics has no request_total, "
+    wait_for(
+        lambda: (
+            [e["level"] for e in quiet.logs() if e["message"].startswith(warning)] == ["warning"]
+        ),
+        5,
+        "one warning that the request metrics are off",
+    )

@@ -46,8 +46,8 @@ class LabMetrics:
             self._latency.observe(seconds)
 
 
-def build_registry() -> tuple[CollectorRegistry, LabMetrics]:
-    """A registry with the lab's families and the process and Python runtime collectors."""
+def build_registry() -> CollectorRegistry:
+    """A registry with the process and Python runtime collectors and the build info."""
     # The lab's output has no *_created series. The loop-local families never make one;
     # this keeps it so for any prometheus-client Counter or Histogram added to the registry.
     disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -58,4 +58,4 @@ def build_registry() -> tuple[CollectorRegistry, LabMetrics]:
     Info(
         "example_service_build", "Version of the running example-service.", registry=registry
     ).info({"version": __version__})
-    return registry, LabMetrics(registry)
+    return registry
