@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import os
 import re
 import subprocess
 import sys
@@ -144,11 +145,11 @@ def without_helm_conventions(manifest: Manifest) -> Manifest:
     return manifest
 
 
-def kustomize_name(name: str, kind: str = "ConfigMap") -> str:
-    if kind == "ConfigMap":
-        base, _, suffix = name.rpartition("-")
-        if base in HASHED_CONFIGMAPS and re.fullmatch(r"[a-z0-9]{10}", suffix):
-            name = base
+def kustomize_name(name: str) -> str:
+    """The chart's name for a kustomize object's name."""
+    base, _, suffix = name.rpartition("-")
+    if base in HASHED_CONFIGMAPS and re.fullmatch(r"[a-z0-9]{10}", suffix):
+        name = base
     return RELEASE_NAMES[name]
 
 
@@ -156,21 +157,21 @@ def with_release_names(manifest: Manifest) -> Manifest:
     """The kustomize object with the chart's names, in its name and every reference."""
     manifest = copy.deepcopy(manifest)
     metadata = manifest["metadata"]
-    metadata["name"] = kustomize_name(metadata["name"], manifest["kind"])
+    metadata["name"] = kustomize_name(metadata["name"])
     spec = manifest.get("spec", {})
     if "scaleTargetRef" in spec:
-        spec["scaleTargetRef"]["name"] = kustomize_name(spec["scaleTargetRef"]["name"], "")
+        spec["scaleTargetRef"]["name"] = kustomize_name(spec["scaleTargetRef"]["name"])
     if manifest["kind"] == "RoleBinding":
-        manifest["roleRef"]["name"] = kustomize_name(manifest["roleRef"]["name"], "")
+        manifest["roleRef"]["name"] = kustomize_name(manifest["roleRef"]["name"])
         for subject in manifest["subjects"]:
-            subject["name"] = kustomize_name(subject["name"], "")
+            subject["name"] = kustomize_name(subject["name"])
     if manifest["kind"] == "ConfigMap" and "prometheus.yml" in manifest.get("data", {}):
         text = manifest["data"]["prometheus.yml"]
         assert ALERTMANAGER_TARGET[0] in text
         manifest["data"]["prometheus.yml"] = text.replace(*ALERTMANAGER_TARGET)
     for _, pod in workloads([manifest]):
         if "serviceAccountName" in pod:
-            pod["serviceAccountName"] = kustomize_name(pod["serviceAccountName"], "")
+            pod["serviceAccountName"] = kustomize_name(pod["serviceAccountName"])
         for volume in pod.get("volumes", []):
             if "configMap" in volume:
                 volume["configMap"]["name"] = kustomize_name(volume["configMap"]["name"])
@@ -182,6 +183,7 @@ def with_release_names(manifest: Manifest) -> Manifest:
 
 
 def sorted_list_maps(value: Any) -> Any:
+    """value with every LIST_MAP_KEYS list, at any depth, sorted by its key."""
     if isinstance(value, dict):
         return {
             key: (
@@ -583,16 +585,28 @@ def packaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return archive
 
 
+def linked_files() -> dict[str, bytes]:
+    """Every file under the chart's files/, links followed: archive name -> contents."""
+    found = {}
+    for directory, _, names in os.walk(CHART_DIR / "files", followlinks=True):
+        for name in names:
+            path = Path(directory) / name
+            found[f"example-service/{path.relative_to(CHART_DIR)}"] = path.read_bytes()
+    return found
+
+
 def test_package_holds_the_files_themselves(packaged: Path) -> None:
+    expected = linked_files()
+    assert len([n for n in expected if "/rules/" in n]) >= 2, "the rule files are reached"
     with tarfile.open(packaged) as archive:
         members = {m.name: m for m in archive.getmembers()}
         assert all(m.isfile() for m in members.values()), "links resolved, not archived"
-        for path in (CHART_DIR / "files").rglob("*"):
-            if path.is_file():
-                name = f"example-service/{path.relative_to(CHART_DIR)}"
-                extracted = archive.extractfile(members[name])
-                assert extracted is not None
-                assert extracted.read() == path.read_bytes(), name
+        packaged_files = {n for n in members if n.startswith("example-service/files/")}
+        assert packaged_files == set(expected)
+        for name, contents in expected.items():
+            extracted = archive.extractfile(members[name])
+            assert extracted is not None
+            assert extracted.read() == contents, name
 
 
 def test_package_loads_and_renders_as_the_directory(packaged: Path) -> None:
