@@ -94,8 +94,8 @@ LIST_MAP_KEYS = {"env": "name", "volumes": "name", "volumeMounts": "mountPath"}
 # The one lint finding the chart keeps: the project has no logo.
 ACCEPTED_LINT_FINDINGS = [{"severity": 1, "path": "Chart.yaml", "error": "icon is recommended"}]
 
-# HOST, PORT and SYSFS_ROOT are the chart's to set (the port its probes, Service and scrape
-# annotations name; SYSFS_ROOT with hostSysfs), not values.
+# Not values: the pod listens on every interface (HOST's default) at the port its probes,
+# Service and scrape annotations name, and hostSysfs sets SYSFS_ROOT.
 CHART_OWNED_SETTINGS = {"HOST", "PORT", "SYSFS_ROOT"}
 
 
