@@ -11,7 +11,7 @@ SYSTEM_PACKAGES := promtool=prometheus prometheus=prometheus chromium=chromium \
 	prometheus-alertmanager=prometheus-alertmanager amtool=prometheus-alertmanager \
 	prometheus-pushgateway=prometheus-pushgateway docker-compose=docker-compose
 
-.PHONY: run test lint typecheck unit bench stack clean system-packages prometheusrules
+.PHONY: run test lint typecheck unit bench stack clean system-packages prometheusrules chart
 
 $(VENV)/.run-installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,5 +56,10 @@ stack: $(VENV)/.run-installed system-packages
 prometheusrules: $(VENV)/.dev-installed
 	$(BIN)/python tools/generate_prometheusrules.py
 
+# The Helm chart, linted strictly and packaged to dist/example-service-VERSION.tgz (no helm
+# binary: helm-python-sdk carries Helm as a library).
+chart: $(VENV)/.dev-installed
+	$(BIN)/python tools/package_chart.py
+
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info dist

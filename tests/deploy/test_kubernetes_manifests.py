@@ -72,6 +72,20 @@ def test_overlay_renders(overlay: str) -> None:
         assert "namespace" not in manifest["metadata"], object_id(manifest)
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_object_carries_the_recommended_labels(overlay: str) -> None:
+    """What it is and what it belongs to, on every object and pod: `kubectl get all -l
+    app.kubernetes.io/part-of=example-service` finds the whole application."""
+    for manifest in render(overlay):
+        labels = manifest["metadata"].get("labels", {})
+        assert labels.get("app.kubernetes.io/part-of") == SERVICE_NAME, object_id(manifest)
+        assert labels.get("app.kubernetes.io/name"), object_id(manifest)
+    for manifest, _ in workloads(render(overlay)):
+        template = manifest["spec"]["template"]["metadata"]["labels"]
+        assert template.get("app.kubernetes.io/part-of") == SERVICE_NAME, object_id(manifest)
+        assert template.get("app.kubernetes.io/component"), object_id(manifest)
+
+
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_overlay_validates_strictly(overlay: str, version: str) -> None:

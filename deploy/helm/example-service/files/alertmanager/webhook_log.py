@@ -1,0 +1,1 @@
+../../../../alertmanager/webhook_log.py
