@@ -41,7 +41,7 @@ from kustomize_render import render as render_kustomize
 from package_chart import ChartLintError, lint
 
 from example_service import __version__
-from example_service.settings import OPTIONS, Settings
+from example_service.settings import ENVIRONMENT_VARIABLES, Settings
 
 # The oldest Kubernetes the chart declares (Chart.yaml kubeVersion: recursiveReadOnly needs
 # 1.30), the oldest minor in upstream support when this was written, and the newest schema
@@ -357,7 +357,7 @@ def test_settings_are_the_service_settings() -> None:
     schema = chart().schema
     assert schema is not None
     accepted = set(schema["properties"]["settings"]["properties"])
-    assert accepted == {option.env for option in OPTIONS} - CHART_OWNED_SETTINGS
+    assert accepted == set(ENVIRONMENT_VARIABLES) - CHART_OWNED_SETTINGS
     values_text = (CHART_DIR / "values.yaml").read_text(encoding="utf-8")
     for name in accepted:
         assert re.search(rf"\b{name}\b", values_text), f"values.yaml does not mention {name}"
