@@ -1,5 +1,5 @@
 // Command example-service-go is the benchmark peer: the lab's service written in Go
-// from SPEC.md, so that example-service can be measured against the language the lab
+// from docs/contract.md, so that example-service can be measured against the language the lab
 // used, side by side in one run on the same machine (see bench/README.md).
 //
 // It keeps the contract that costs time on the request and scrape paths: the naive
@@ -37,7 +37,7 @@ const (
 	textPlain     = "text/plain; charset=utf-8"
 )
 
-// The lab's buckets, exactly as SPEC.md lists them.
+// The lab's buckets, exactly as docs/contract.md lists them.
 var latencyBuckets = []float64{0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300}
 
 // sink keeps each Fibonacci result observable so no compiler may drop the work.

@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "deploy" / "prometheus" / "rules"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 
-# The series the service exposes (docs/CONTRACT-FOR-HELPERS.md), as PromQL names them, plus
+# The series the service exposes (README, Metrics), as PromQL names them, plus
 # Prometheus' own. Recorded series come from the rule files.
 SERVICE_SERIES = {
     "request_total",

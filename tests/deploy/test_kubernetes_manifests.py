@@ -35,6 +35,8 @@ from kustomize_render import (
     workloads,
 )
 
+from example_service.settings import Settings
+
 # The oldest Kubernetes minor still in upstream support when this was written, and newer
 # ones up to the newest schema the installed kubernetes-validate carries.
 KUBERNETES_VERSIONS = ("1.33.0", "1.36.0", "1.37.0")
@@ -42,9 +44,9 @@ KUBERNETES_VERSIONS = ("1.33.0", "1.36.0", "1.37.0")
 OPERATOR_KINDS = {"PodMonitor", "ServiceMonitor", "PrometheusRule"}
 
 SERVICE_NAME = "example-service"
-# The service's defaults (docs/CONTRACT-FOR-HELPERS.md) when the ConfigMap does not set them.
-DEFAULT_DRAIN_DELAY = 5.0
-DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+# The service's own defaults, for when the ConfigMap does not set them.
+DEFAULT_DRAIN_DELAY = Settings().drain_delay
+DEFAULT_SHUTDOWN_TIMEOUT = Settings().shutdown_timeout
 
 
 def all_objects() -> list[tuple[str, Manifest]]:

@@ -1,5 +1,6 @@
 """The lab's workflow for real: Prometheus pulls and stores, evaluates recording and alerting
-rules, pushes alerts to Alertmanager, which notifies a webhook (SPEC.md section 3)."""
+rules, pushes alerts to Alertmanager, which notifies a webhook (docs/contract.md, The monitoring
+workflow)."""
 
 from __future__ import annotations
 

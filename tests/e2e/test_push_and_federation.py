@@ -1,5 +1,6 @@
 """The lab's other two paths into Prometheus: metrics pushed through a Pushgateway by a
-batch job, and metrics pulled from another Prometheus by federation (SPEC.md section 3)."""
+batch job, and metrics pulled from another Prometheus by federation (docs/contract.md, The
+monitoring workflow)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""GET /abc and the routing around it, on the real process (SPEC.md section 1)."""
+"""GET /abc and the routing around it, on the real process (docs/contract.md, The endpoint)."""
 
 from __future__ import annotations
 

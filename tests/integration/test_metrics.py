@@ -1,4 +1,5 @@
-"""/metrics on the real process: the lab's families exactly, the runtime, formats (SPEC.md 2)."""
+"""/metrics on the real process: the lab's families exactly (docs/contract.md, Metrics), the
+runtime, the formats."""
 
 from __future__ import annotations
 
