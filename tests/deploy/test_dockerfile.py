@@ -260,3 +260,22 @@ def test_dockerignore_keeps_what_the_build_copies_and_nothing_else() -> None:
         assert dockerignore_excludes(local), f"{local} would be sent to the build"
     assert dockerignore_excludes("src/example_service/__pycache__")
     assert dockerignore_excludes("src/example_service.egg-info")
+
+
+def test_links_in_the_package_point_at_files_the_build_copies() -> None:
+    """src/ links to files in deploy/ (the stack's package data); a build that did not copy
+    them too would build its wheel from dangling links."""
+    _, stages = parse()
+    sources = [
+        Path(source)
+        for stage in stages
+        for copy in stage.all("COPY")
+        if not copy.startswith("--from=")
+        for source in copy.split()[:-1]
+    ]
+    links = [path for path in (REPO / "src").rglob("*") if path.is_symlink()]
+    assert links
+    for link in links:
+        target = link.resolve().relative_to(REPO)
+        assert any(target == s or s in target.parents for s in sources), f"{link}: {target}"
+        assert not dockerignore_excludes(str(target)), f"{target} is excluded from the context"

@@ -20,9 +20,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="example-service stack",
         description=(
             "Run the lab on this machine, all on loopback: N replicas of the service, "
-            "Prometheus (scraping them, evaluating deploy/prometheus/rules), Alertmanager "
-            "(deploy/alertmanager/alertmanager.yml), a Pushgateway, and with --federate a "
-            "global Prometheus federating the first. Ctrl-C stops everything it started."
+            "Prometheus (scraping them, evaluating the project's rules), Alertmanager (with "
+            "the project's configuration), a Pushgateway, and with --federate a global "
+            "Prometheus federating the first. Ctrl-C stops everything it started."
         ),
     )
     parser.add_argument(

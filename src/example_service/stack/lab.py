@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sys
 from dataclasses import dataclass, field
+from importlib.resources import files
 from pathlib import Path
 
 from example_service.stack.config import (
@@ -23,6 +24,12 @@ BINARIES = {
     "prometheus-pushgateway": "prometheus-pushgateway",
 }
 READY_TIMEOUT = 30.0
+# The repository's rule files and Alertmanager configuration, shipped as package data (assets/
+# links to them in deploy/), so the stack runs from any directory and from an installed wheel.
+# Resolved, so an editable install names the files in deploy/ that one would edit.
+_ASSETS = Path(str(files("example_service.stack") / "assets"))
+RULES_DIR = (_ASSETS / "rules").resolve()
+ALERTMANAGER_CONFIG = (_ASSETS / "alertmanager.yml").resolve()
 
 
 class MissingBinaries(Exception):
@@ -43,8 +50,8 @@ class StackOptions:
     # A second, "global" Prometheus federating the lab's aggregates, on this port; 0: none.
     global_prometheus_port: int = 0
     data_dir: Path = Path("stack-data")
-    rules_dir: Path = Path("deploy/prometheus/rules")
-    alertmanager_config: Path = Path("deploy/alertmanager/alertmanager.yml")
+    rules_dir: Path = RULES_DIR
+    alertmanager_config: Path = ALERTMANAGER_CONFIG
     webhook_url: str | None = None
     intervals: Intervals = field(default_factory=Intervals)
     replica_args: tuple[str, ...] = ()
