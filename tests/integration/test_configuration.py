@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 
 import pytest
 from support.ports import free_port
-from support.service import EXECUTABLE, StartService
-
-from example_service.settings import ENVIRONMENT_VARIABLES
+from support.service import EXECUTABLE, StartService, service_environment
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
-    environment.update(env or {})
+    environment = service_environment(env)
     # A free port unless the case is about the port, so a valid case would not bind 5565.
     port = () if "--port" in args or "PORT" in environment else ("--port", str(free_port()))
     return subprocess.run(

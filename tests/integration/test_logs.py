@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 
 from support.service import StartService
@@ -13,8 +12,8 @@ def test_every_line_is_json_with_start_up_and_access_entries(start_service: Star
     service = start_service("--num", "11")
     service.get("/abc")
     service.get("/nowhere")
-    wait_for(lambda: "<unmatched>" in "".join(service.lines), 5, "the 404's log line")
-    entries = [json.loads(line) for line in service.lines]
+    wait_for(lambda: "<unmatched>" in "".join(service.lines()), 5, "the 404's log line")
+    entries = service.logs()
     assert all({"time", "level", "logger", "message"} <= set(e) for e in entries)
     start = entries[0]
     assert start["message"] == "started"

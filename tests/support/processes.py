@@ -18,8 +18,7 @@ def running(component: Component, timeout: float = 30.0) -> Iterator[Component]:
         try:
             component.wait_ready(timeout)
         except StartError as error:
-            log = component.log_path.read_text(errors="replace")[-3000:]
-            pytest.fail(f"{error}\n{log}")
+            pytest.fail(f"{error}\n{component.log_tail(40)}")
         yield component
     finally:
         component.stop()

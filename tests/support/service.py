@@ -1,4 +1,4 @@
-"""The real service as a child process on a free loopback port."""
+"""The real service as a child process on a free loopback port, run by the stack's runner."""
 
 from __future__ import annotations
 
@@ -7,48 +7,53 @@ import os
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from example_service.settings import ENVIRONMENT_VARIABLES
+from example_service.stack.processes import Component, StartError
 from support.ports import free_port
-from support.waiting import wait_for
 
 EXECUTABLE = Path(sys.executable).with_name("example-service")
 
 
+def service_environment(variables: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This environment without any variable the service reads, plus the given ones: one set in
+    the shell running the tests cannot change what a test sees."""
+    environment = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
+    return environment | dict(variables or {})
+
+
 class ServiceProcess:
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+    """Started at once; its stdout (the JSON log) and stderr go to files in logs/."""
+
+    def __init__(self, *args: str, logs: Path, env: Mapping[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        environment = {k: v for k, v in os.environ.items() if k not in ("NUM", "PORT", "HOST")}
-        environment.update(env or {})
-        self.process = subprocess.Popen(
+        self.component = Component(
+            "example-service",
             [str(EXECUTABLE), "--host", "127.0.0.1", "--port", str(self.port), *args],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=environment,
-            text=True,
+            self.url,
+            "/readyz",
+            logs / "stdout.log",
+            stderr_path=logs / "stderr.log",
+            env=service_environment(env),
         )
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read_stdout, daemon=True)
-        self._reader.start()
+        self.component.start()
 
-    def _read_stdout(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        assert self.component.process is not None
+        return self.component.process
 
     def wait_ready(self, timeout: float = 10.0) -> ServiceProcess:
-        def ready() -> bool:
-            if self.process.poll() is not None:
-                raise AssertionError(f"service exited early: {self.stderr()}")
-            return httpx.get(f"{self.url}/readyz", timeout=1).status_code == 200
-
-        wait_for(ready, timeout, f"{self.url}/readyz to answer 200")
+        try:
+            self.component.wait_ready(timeout, interval=0.02)
+        except StartError as error:
+            raise AssertionError(f"{error}\nstderr: {self.stderr()}") from None
         return self
 
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
@@ -62,23 +67,23 @@ class ServiceProcess:
                 return float(value)
         return 0.0
 
+    def lines(self) -> list[str]:
+        """The complete lines written to stdout so far (the last one may still be written)."""
+        complete, _, _ = self.component.log_path.read_text().rpartition("\n")
+        return complete.splitlines()
+
     def logs(self) -> list[dict[str, Any]]:
-        return [json.loads(line) for line in list(self.lines)]
+        return [json.loads(line) for line in self.lines()]
 
     def stderr(self) -> str:
-        assert self.process.stderr is not None
-        if self.process.poll() is None:
-            return ""
-        return self.process.stderr.read()
+        assert self.component.stderr_path is not None
+        return self.component.stderr_path.read_text()
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
-        self.process.send_signal(signum)
+        self.component.send_signal(signum)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self._reader.join(5)
+        self.component.kill()
 
 
 StartService = Callable[..., ServiceProcess]
