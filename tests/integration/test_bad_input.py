@@ -108,14 +108,14 @@ def test_request_total_counts_exactly_the_served_abc_requests(
     with socket.create_connection(("127.0.0.1", service.port)) as sock:
         sock.sendall(b"GET /abc HTTP/1.1\r\nHost: x\r\n\r\n")
         wait_for(
-            lambda: service.metric("example_service_http_requests_in_flight") >= 2,
+            lambda: service.in_flight() >= 2,
             5,
             "the request to be in flight",
             interval=0.005,
         )
     served += 1
     wait_for(
-        lambda: service.metric("example_service_http_requests_in_flight") == 1,
+        lambda: service.in_flight() == 1,
         10,
         "the abandoned request to finish",
     )

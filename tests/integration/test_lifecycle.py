@@ -31,7 +31,7 @@ def test_sigterm_drains_serves_in_flight_and_exits_0(start_service: StartService
     for client in clients:
         client.start()
     wait_for(
-        lambda: service.metric("example_service_http_requests_in_flight") >= 13,
+        lambda: service.in_flight() >= 13,
         10,
         "the 12 requests to be in flight",
     )
@@ -74,7 +74,7 @@ def test_in_flight_requests_finish_after_the_listener_closes(start_service: Star
     for client in clients:
         client.start()
     wait_for(
-        lambda: service.metric("example_service_http_requests_in_flight") >= 4,
+        lambda: service.in_flight() >= 4,
         10,
         "3 requests in flight",
     )
@@ -99,9 +99,7 @@ def test_shutdown_timeout_abandons_what_is_left_and_stops_the_workers(
         target=lambda: httpx.get(f"{service.url}/abc", timeout=30), daemon=True
     )
     client.start()
-    wait_for(
-        lambda: service.metric("example_service_http_requests_in_flight") >= 2, 10, "in flight"
-    )
+    wait_for(lambda: service.in_flight() >= 2, 10, "in flight")
     started = time.monotonic()
     service.signal(signal.SIGTERM)
     assert service.process.wait(10) == 0

@@ -18,6 +18,7 @@ from example_service.stack.processes import Component, StartError
 from support.ports import free_port
 
 EXECUTABLE = Path(sys.executable).with_name("example-service")
+IN_FLIGHT = "example_service_http_requests_in_flight"
 
 
 def service_environment(variables: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -59,13 +60,20 @@ class ServiceProcess:
     def get(self, path: str, **kwargs: Any) -> httpx.Response:
         return httpx.get(f"{self.url}{path}", timeout=kwargs.pop("timeout", 10), **kwargs)
 
-    def metric(self, sample: str) -> float:
-        """The value of one sample line (name with labels, exactly as exposed) or 0 if absent."""
+    def metric(self, sample: str) -> float | None:
+        """The value of one sample line (name with labels, exactly as exposed); None when the
+        page has no such line, so a misspelt name never reads as 0."""
         for line in self.get("/metrics").text.splitlines():
             name, _, value = line.rpartition(" ")
             if name == sample:
                 return float(value)
-        return 0.0
+        return None
+
+    def in_flight(self) -> float:
+        """Requests being served, this scrape included."""
+        value = self.metric(IN_FLIGHT)
+        assert value is not None, f"no {IN_FLIGHT} on the page"
+        return value
 
     def lines(self) -> list[str]:
         """The complete lines written to stdout so far (the last one may still be written)."""
