@@ -7,16 +7,20 @@ import enum
 
 
 class Phase(enum.Enum):
-    STARTING = "starting"
     SERVING = "serving"
     DRAINING = "draining"
 
 
 class Lifecycle:
-    """Tracks the phase and the requests in flight, so shutdown can wait for the last one."""
+    """Tracks the phase and the requests in flight, so shutdown can wait for the last one.
+
+    There is no "starting" phase: granian runs the service's start-up hook before its workers
+    take a connection, so every request the service ever sees meets it serving, and /readyz
+    is ready from its first answer until the drain.
+    """
 
     def __init__(self) -> None:
-        self.phase = Phase.STARTING
+        self.phase = Phase.SERVING
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()

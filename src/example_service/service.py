@@ -94,7 +94,6 @@ class Service:
         )
 
     def started(self) -> None:
-        self.lifecycle.phase = Phase.SERVING
         log.info(
             "started",
             extra={
