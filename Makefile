@@ -47,7 +47,7 @@ BENCH_PACKAGES := wrk=wrk taskset=util-linux go=golang-go \
 
 bench: $(VENV)/.dev-installed
 	@tools/ensure-system-packages $(BENCH_PACKAGES)
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench
 
 stack: $(VENV)/.run-installed system-packages
 	$(BIN)/example-service stack

@@ -3,8 +3,9 @@ the lab's fib(10) and answers the lab's reply, with no routing, metrics or lifec
 
     python bench/bare_granian.py rsgi PORT     # or: asgi PORT
 
-bench/run.py runs both as targets (bare-rsgi, bare-asgi), so the cost of everything the
-service adds, and of the interface it uses, is measured in the same run as the service.
+The bench runs both as targets (bare-rsgi, bare-asgi), so the cost of everything the
+service adds, and of the interface it uses, is measured in the same run as the service. The
+reply and fib are the service's own.
 """
 
 from __future__ import annotations
@@ -17,16 +18,15 @@ import uvloop
 from granian.constants import HTTPModes, Interfaces
 from granian.server.embed import Server
 
-REPLY = b"there is no env NUM. Computation succeeded\n"
+from example_service.endpoints import REPLY_WITHOUT_NUM as REPLY
+from example_service.workload import fib
 
-
-def fib(n: int) -> int:
-    return 1 if n <= 2 else fib(n - 1) + fib(n - 2)
+CONTENT_LENGTH = str(len(REPLY)).encode()
 
 
 async def asgi(scope: dict[str, Any], receive: Any, send: Callable[..., Awaitable[None]]) -> None:
     fib(10)
-    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", b"43")]
+    headers = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", CONTENT_LENGTH)]
     await send({"type": "http.response.start", "status": 200, "headers": headers})
     await send({"type": "http.response.body", "body": REPLY})
 

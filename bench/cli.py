@@ -1,0 +1,217 @@
+"""`python -m bench`: options, the targets to run, the run itself, the results file."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import shutil
+import signal
+import sys
+import tempfile
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+import bench
+from bench import BenchError
+from bench.measure import MEASURES, BenchSettings
+from bench.report import caveats, machine, print_table, summarise
+from bench.rounds import run_rounds
+from bench.targets import (
+    BENCH,
+    DEFAULT_SERVICE,
+    DEFAULT_TARGETS,
+    REFERENCE,
+    TARGETS,
+    RunSpec,
+    Target,
+    command_target,
+)
+from bench.wrk import WRK_REPORT
+
+RESULTS = BENCH / "results"
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=(bench.__doc__ or "").split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument(
+        "--mode",
+        choices=sorted(MEASURES),
+        default="throughput",
+        help="throughput: /abc, /metrics, RSS, time to ready; "
+        "healthz: /healthz latency while /abc is saturated (NUM defaults to 27)",
+    )
+    p.add_argument("--num", type=int, default=None, help="NUM for every target (unset if omitted)")
+    p.add_argument(
+        "--cores",
+        default="1",
+        help="CPUs per server; a comma list (1,2) runs each and reports the req/s scaling",
+    )
+    p.add_argument("--duration", type=int, default=5, help="seconds of load per measurement")
+    p.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured /abc load first")
+    p.add_argument("--metrics-duration", type=int, default=2, help="seconds of /metrics load")
+    p.add_argument(
+        "--metrics-connections",
+        type=int,
+        default=1,
+        help="connections for /metrics (1: one scraper at a time, latency without queueing)",
+    )
+    p.add_argument("--connections", type=int, default=64, help="wrk connections on /abc")
+    p.add_argument("--threads", type=int, default=1, help="wrk threads")
+    p.add_argument("--rounds", type=int, default=3, help="A B A B ... rounds; medians reported")
+    p.add_argument(
+        "--probe-interval-ms",
+        type=float,
+        default=10.0,
+        help="healthz mode: one /healthz probe on a fresh connection this often",
+    )
+    p.add_argument("--ready-timeout", type=float, default=20.0, help="seconds to wait for ready")
+    p.add_argument(
+        "--targets",
+        default=",".join(DEFAULT_TARGETS),
+        help=f"comma list from: {', '.join(t.name for t in TARGETS)}",
+    )
+    p.add_argument(
+        "--add-target",
+        action="append",
+        default=[],
+        metavar="NAME=COMMAND",
+        help="an extra target; {port} in COMMAND becomes its port (PORT and NUM are in its "
+        "environment too). Repeatable.",
+    )
+    p.add_argument(
+        "--baseline",
+        default=REFERENCE,
+        help="the target every ratio is taken to (it must be among the targets run)",
+    )
+    p.add_argument("--service", type=Path, default=DEFAULT_SERVICE, help="example-service binary")
+    p.add_argument("--output", type=Path, default=RESULTS, help="directory for the JSON results")
+    args = p.parse_args(argv)
+    if args.mode == "healthz" and args.num is None:
+        args.num = 27
+    try:
+        args.cores = sorted({int(c) for c in args.cores.split(",")})
+    except ValueError:
+        p.error(f"--cores {args.cores!r}: expected a comma list of integers")
+    if min(args.cores) < 1 or args.duration < 1 or args.metrics_duration < 1 or args.rounds < 1:
+        p.error("--cores, --duration, --metrics-duration and --rounds must be at least 1")
+    return args
+
+
+def select_targets(args: argparse.Namespace) -> list[Target]:
+    known = {t.name: t for t in TARGETS}
+    for spec in args.add_target:
+        name, sep, command = spec.partition("=")
+        if not sep or not name or not command:
+            raise BenchError(f"--add-target {spec!r}: expected NAME=COMMAND")
+        known[name] = command_target(name, command)
+    names = [n.strip() for n in args.targets.split(",") if n.strip()]
+    names += [s.partition("=")[0] for s in args.add_target if s.partition("=")[0] not in names]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise BenchError(f"unknown targets {unknown}; known: {sorted(known)}")
+    chosen: list[Target] = []
+    for name in names:
+        target = known[name]
+        if target.prepare is not None:
+            try:
+                target.prepare(args.service)
+            except BenchError as exc:
+                print(f"skipping {name}: {exc}", flush=True)
+                continue
+        chosen.append(target)
+    if not chosen:
+        raise BenchError("no target can run")
+    if args.baseline not in {t.name for t in chosen}:
+        print(f"no ratios: the baseline {args.baseline} is not among the targets run", flush=True)
+    return chosen
+
+
+@contextlib.contextmanager
+def scratch_dir() -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="example-service-bench-") as tmp:
+        yield Path(tmp)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    # SIGTERM takes the same path as Ctrl-C, so every server and wrk is stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    missing = [tool for tool in ("wrk", "taskset") if shutil.which(tool) is None]
+    if missing:
+        print(f"missing {missing}: apt-get install wrk util-linux", file=sys.stderr)
+        return 2
+    try:
+        targets = select_targets(args)
+        with scratch_dir() as tmp:
+            script = tmp / "report.lua"
+            script.write_text(WRK_REPORT)
+            settings = BenchSettings(
+                mode=args.mode,
+                num=args.num,
+                cores=args.cores,
+                duration=args.duration,
+                warmup=args.warmup,
+                metrics_duration=args.metrics_duration,
+                metrics_connections=args.metrics_connections,
+                connections=args.connections,
+                threads=args.threads,
+                rounds=args.rounds,
+                ready_timeout=args.ready_timeout,
+                probe_interval=args.probe_interval_ms / 1e3,
+                service=args.service,
+                baseline=args.baseline,
+                script=script,
+                logdir=tmp,
+            )
+            started = datetime.now(UTC)
+            num = "unset" if args.num is None else args.num
+            print(
+                f"mode={args.mode} NUM={num} cores={args.cores} duration={args.duration}s "
+                f"rounds={args.rounds} connections={args.connections} "
+                f"targets={[t.name for t in targets]}",
+                flush=True,
+            )
+            per_round = args.warmup + args.duration + 2
+            if args.mode == "throughput":
+                per_round += args.metrics_duration
+            cells_count = len(targets) * len(args.cores)
+            print(f"about {per_round * cells_count * args.rounds} s", flush=True)
+            cells = run_rounds(targets, settings)
+    except BenchError as exc:
+        print(f"bench: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("bench: interrupted; servers stopped, no results written", file=sys.stderr)
+        return 130
+    summary = summarise(cells, settings)
+    print()
+    print_table(cells, summary, settings)
+
+    settings_out = {k: v for k, v in vars(args).items() if k not in {"service", "output"}}
+    result = {
+        "started": started.isoformat(timespec="seconds"),
+        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "notes": caveats(cells, summary),
+        "settings": {**settings_out, "service": str(args.service)},
+        "targets": {
+            c.key: {
+                "command": c.target.command(RunSpec(0, c.cores, args.num, args.service)),
+                "rounds": c.rounds,
+                **summary[c.key],
+            }
+            for c in cells
+        },
+    }
+    args.output.mkdir(parents=True, exist_ok=True)
+    cores = "-".join(map(str, args.cores))
+    path = args.output / (f"{started:%Y%m%dT%H%M%SZ}-{args.mode}-num{num}-cores{cores}.json")
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"results: {path}")
+    return 0
