@@ -5,7 +5,7 @@ rendered twice, once to read the DOM (did the query return series?) and once to 
 Debian's Prometheus 2.42 serves the classic UI, at /classic/graph.
 
     python tools/prometheus_screenshot.py --prometheus http://127.0.0.1:9090 \\
-        --expr 'sum by (instance) (rate(request_total[1m]))' --out docs/images/graph.png
+        --expr 'sum by (instance) (rate(request_total[1m]))' --out docs/images/prometheus-graph.png
 """
 
 from __future__ import annotations

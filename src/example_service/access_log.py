@@ -1,4 +1,5 @@
-"""One JSON log line per request (an observer of the request middleware)."""
+"""One JSON log line per request: an observer the app reports each request to (there is no
+middleware layer)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Request metrics for every route: a counter by method, route and status, and a histogram.
 
-Labels stay bounded whatever clients send: routes arrive as templates (or one fixed value for
-unknown paths) and methods outside HTTP's registered set count as "OTHER".
+Labels stay bounded whatever clients send: a route is one of the app's exact paths (or one fixed
+value for unknown paths) and methods outside HTTP's registered set count as "OTHER".
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ class RequestMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self._requests = CounterFamily(
             "http_requests",
-            "HTTP requests answered, by method, route template and status code.",
+            "HTTP requests answered, by method, route and status code.",
             ("method", "route", "status"),
         )
         self._duration = HistogramFamily(
             "http_request_duration_seconds",
-            "Time from receiving an HTTP request to sending its last byte, by route template.",
+            "Time from receiving an HTTP request to sending its last byte, by route.",
             ("method", "route"),
             DURATION_BUCKETS,
         )
