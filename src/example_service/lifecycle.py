@@ -44,6 +44,9 @@ class Lifecycle:
 
     async def wait_idle(self, timeout: float) -> bool:
         """True when no request is in flight before the timeout."""
+        # Checked first: wait_for with a timeout of 0 gives up before the event is looked at.
+        if self._idle.is_set():
+            return True
         try:
             await asyncio.wait_for(self._idle.wait(), timeout)
         except TimeoutError:
