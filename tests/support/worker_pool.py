@@ -1,0 +1,68 @@
+"""Watching the workload's worker processes from a unit test, in the test's own process."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import time
+from collections.abc import Callable
+from multiprocessing.process import BaseProcess
+
+from example_service.workload import INLINE_MAX, DeadlineExceeded, Workload
+
+MakeWorkload = Callable[..., Workload]
+# Just above the inline bound: a worker's, and done in milliseconds.
+SMALL = INLINE_MAX + 1
+# Well past any deadline here: fib(40) takes tens of seconds in CPython.
+RUNAWAY = 40
+
+
+class NewChildren:
+    """The child processes started after this was made, as they are when called."""
+
+    def __init__(self) -> None:
+        self._before = {process.pid for process in multiprocessing.active_children()}
+
+    def __call__(self) -> list[BaseProcess]:
+        return [p for p in multiprocessing.active_children() if p.pid not in self._before]
+
+    def one(self) -> int:
+        """The pid of the one worker started since."""
+        [worker] = self()
+        assert worker.pid is not None
+        return worker.pid
+
+
+def cpu_seconds(pid: int) -> float:
+    """The CPU time a process has used: a worker that computes gains it, an idle one does not."""
+    with open(f"/proc/{pid}/schedstat") as schedstat:
+        return int(schedstat.read().split()[0]) / 1e9
+
+
+async def until(condition: Callable[[], bool], what: str, timeout: float = 10) -> None:
+    """support.waiting.wait_for for a test whose event loop must go on running meanwhile."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(0.01)
+
+
+async def until_computing(pid: int) -> None:
+    """Wait until the worker has taken a computation up: it has used a tenth of a second."""
+    idle = cpu_seconds(pid)
+    await until(lambda: cpu_seconds(pid) > idle + 0.1, f"worker {pid} to be computing")
+
+
+async def start_worker(workload: Workload) -> None:
+    """Start the pool and wait until its worker answers: a worker's start-up (about half a
+    second here) counts against the first computation's deadline."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            await workload.compute(SMALL)
+        except DeadlineExceeded:
+            if time.monotonic() > deadline:
+                raise
+        else:
+            return

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from support.worker_pool import MakeWorkload
+
+from example_service.workload import Workload
+
+
+@pytest.fixture
+def make_workload() -> Iterator[MakeWorkload]:
+    """Workloads with a real process pool, closed after the test: no worker outlives it."""
+    made: list[Workload] = []
+
+    def make(workers: int = 1, timeout: float = 10.0) -> Workload:
+        workload = Workload(workers, timeout)
+        made.append(workload)
+        return workload
+
+    yield make
+    for workload in made:
+        workload.close()
