@@ -48,6 +48,12 @@ async def until(condition: Callable[[], bool], what: str, timeout: float = 10) -
         await asyncio.sleep(0.01)
 
 
+async def first_worker(started: NewChildren) -> int:
+    """Wait until the pool, started on its first computation, has its one worker."""
+    await until(lambda: len(started()) == 1, "the pool's worker to start")
+    return started.one()
+
+
 async def until_computing(pid: int) -> None:
     """Wait until the worker has taken a computation up: it has used a tenth of a second."""
     idle = cpu_seconds(pid)

@@ -1,13 +1,44 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+from pathlib import Path
 
+import pytest
 from support.fake_rsgi import request
+from support.worker_pool import (
+    RUNAWAY,
+    SMALL,
+    MakeWorkload,
+    NewChildren,
+    first_worker,
+    until_computing,
+)
 
 from example_service.app import Handler
-from example_service.endpoints import Readyz, healthz
+from example_service.endpoints import (
+    INJECTED_FAULT,
+    JSON,
+    REPLY_WITH_NUM,
+    REPLY_WITHOUT_NUM,
+    Abc,
+    Info,
+    Readyz,
+    healthz,
+)
+from example_service.faults import Faults, Latency
+from example_service.identity import build_identity
 from example_service.lifecycle import Lifecycle, Phase
+from example_service.metrics.container import CgroupReader
 from example_service.rsgi import TEXT, Response
+
+READINGS = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
+NO_FAULTS = Faults()
 
 
 def answer(handler: Handler) -> Response:
@@ -31,3 +62,103 @@ def test_readyz_follows_the_lifecycle_phase() -> None:
         response = answer(readyz)
         replies.append((response.status, response.body))
     assert replies == [(200, b"ready\n"), (503, b"not ready: draining\n")]
+
+
+def make_abc(
+    make_workload: MakeWorkload,
+    *,
+    num: int | None = None,
+    n: int = 10,
+    timeout: float = 10.0,
+    faults: Faults = NO_FAULTS,
+) -> Abc:
+    workload = make_workload(workers=1, timeout=timeout)
+    return Abc(num=num, n=n, workload=workload, timeout=timeout, faults=faults)
+
+
+@pytest.mark.parametrize(("num", "body"), [(None, REPLY_WITHOUT_NUM), (12, REPLY_WITH_NUM)])
+def test_abc_says_whether_num_is_set(
+    make_workload: MakeWorkload, num: int | None, body: bytes
+) -> None:
+    started = NewChildren()
+    response = answer(make_abc(make_workload, num=num, n=10))
+    assert (response.status, response.body, response.content_type) == (200, body, TEXT)
+    # fib(10) is computed inline: no worker process for the lab's default.
+    assert started() == []
+
+
+def test_abc_computes_a_larger_n_in_a_worker(make_workload: MakeWorkload) -> None:
+    started = NewChildren()
+    response = answer(make_abc(make_workload, num=SMALL, n=SMALL))
+    assert (response.status, response.body) == (200, REPLY_WITH_NUM)
+    assert len(started()) == 1
+
+
+def test_abc_past_its_deadline_is_503_and_says_why(
+    make_workload: MakeWorkload, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = answer(make_abc(make_workload, num=RUNAWAY, n=RUNAWAY, timeout=0.2))
+    assert (response.status, response.content_type) == (503, TEXT)
+    assert response.body == b"computation of fib(40) exceeded the 0.2 s request deadline\n"
+    [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert (warning.getMessage(), warning.__dict__["n"]) == ("request deadline exceeded", RUNAWAY)
+
+
+def test_abc_without_its_worker_is_503(make_workload: MakeWorkload) -> None:
+    started = NewChildren()
+    handler = make_abc(make_workload, num=RUNAWAY, n=RUNAWAY)
+
+    async def killed_mid_computation() -> Response:
+        answering = asyncio.create_task(handler(request()))
+        worker = await first_worker(started)
+        await until_computing(worker)
+        os.kill(worker, signal.SIGKILL)
+        return await asyncio.wait_for(answering, 30)
+
+    response = asyncio.run(killed_mid_computation())
+    assert (response.status, response.body) == (
+        503,
+        b"worker processes unavailable, retry shortly\n",
+    )
+
+
+def test_an_injected_error_answers_500_without_computing(make_workload: MakeWorkload) -> None:
+    started = NewChildren()
+    start = time.monotonic()
+    response = answer(make_abc(make_workload, n=RUNAWAY, faults=Faults(error_ratio=1.0)))
+    assert response == INJECTED_FAULT
+    assert (response.status, response.body) == (500, b"injected fault (FAULT_ERROR_RATIO is set)\n")
+    assert time.monotonic() - start < 5
+    assert started() == []
+
+
+def test_an_injected_latency_delays_the_reply(make_workload: MakeWorkload) -> None:
+    handler = make_abc(make_workload, n=10, faults=Faults(latency=Latency(50, 50)))
+    start = time.monotonic()
+    response = answer(handler)
+    assert time.monotonic() - start >= 0.05
+    assert (response.status, response.body) == (200, REPLY_WITHOUT_NUM)
+
+
+def cgroup_reader(case: Path) -> CgroupReader:
+    return CgroupReader(cgroup_root=case / "sys/fs/cgroup", procfs_root=case / "proc")
+
+
+def test_info_answers_the_identity_as_json() -> None:
+    case = READINGS / "cgroup-v2-limits"
+    response = answer(Info(case / "proc", cgroup_reader(case), 30))
+    assert (response.status, response.content_type) == (200, JSON)
+    assert response.body.endswith(b"}\n")
+    identity = json.loads(response.body)
+    assert identity == build_identity(procfs_root=case / "proc", cgroup=cgroup_reader(case), num=30)
+    assert (identity["pid"], identity["num"], identity["cpu_limit_cores"]) == (1, 30, 1.5)
+
+
+def test_info_reads_the_limits_anew_on_each_request(tmp_path: Path) -> None:
+    """A pod resized in place gets new limits without a restart."""
+    case = tmp_path / "case"
+    shutil.copytree(READINGS / "cgroup-v2-limits", case, symlinks=True)
+    info = Info(case / "proc", cgroup_reader(case), None)
+    assert json.loads(answer(info).body)["cpu_limit_cores"] == 1.5
+    (case / "sys/fs/cgroup/cpu.max").write_text("250000 100000\n")
+    assert json.loads(answer(info).body)["cpu_limit_cores"] == 2.5
