@@ -31,7 +31,8 @@ class Target:
     addresses: tuple[str, ...]
 
 
-def resolve(host: str, port: int) -> list[str]:
+def resolve_addresses(host: str, port: int) -> list[str]:
+    """Every address a host name resolves to for TCP, sorted; TargetError if none."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except socket.gaierror as error:
@@ -61,7 +62,7 @@ def parse(url: str) -> tuple[str, int]:
 
 
 def check_targets(
-    urls: Sequence[str], allow_remote: bool = False, resolver: Resolver = resolve
+    urls: Sequence[str], allow_remote: bool = False, resolver: Resolver = resolve_addresses
 ) -> list[Target]:
     """Every URL, checked; raises TargetError before any request could be sent."""
     if not urls:
