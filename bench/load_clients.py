@@ -1,0 +1,269 @@
+"""Which HTTP client the load command should use: client CPU per request, side by side.
+
+Each candidate keeps C connections busy in a closed loop against one replica for D
+seconds, in a process of its own, alternating with wrk in the same run; the harness
+reads every client's CPU time (all its threads) from the kernel when it exits. Figures,
+not a test: the choice in docs/load.md was made from them.
+
+    .venv/bin/python bench/load_clients.py                 # 3 rounds of 5 s, 32 connections
+    .venv/bin/python bench/load_clients.py --rounds 5 --clients aiohttp,pyreqwest
+
+Needs wrk (Debian: apt-get install wrk) and the candidates: pip install aiohttp pyreqwest
+httpx-aiohttp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+HERE = Path(__file__).resolve()
+SERVICE = Path(sys.executable).with_name("example-service")
+
+Fetch = Callable[[], Awaitable[int]]
+
+
+async def _closed_loop(fetch: Fetch, connections: int, duration: float) -> tuple[int, float]:
+    """Answers with status 200 and the process's CPU seconds (every thread) meanwhile."""
+    done = 0
+    cpu = time.process_time()
+    end = time.monotonic() + duration
+
+    async def worker() -> None:
+        nonlocal done
+        while time.monotonic() < end:
+            if await fetch() == 200:
+                done += 1
+
+    await asyncio.gather(*(worker() for _ in range(connections)))
+    return done, time.process_time() - cpu
+
+
+async def run_aiohttp(url: str, connections: int, duration: float) -> tuple[int, float]:
+    import aiohttp
+
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def fetch() -> int:
+            async with session.get(url) as response:
+                await response.read()
+                return response.status
+
+        return await _closed_loop(fetch, connections, duration)
+
+
+async def run_pyreqwest(url: str, connections: int, duration: float) -> tuple[int, float]:
+    from pyreqwest.client import ClientBuilder
+
+    async with ClientBuilder().max_connections(connections).build() as client:
+
+        async def fetch() -> int:
+            response = await client.get(url).build().send()
+            await response.bytes()
+            return response.status
+
+        return await _closed_loop(fetch, connections, duration)
+
+
+async def _run_httpx(
+    url: str, connections: int, duration: float, transport: object
+) -> tuple[int, float]:
+    import httpx
+
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(limits=limits, transport=transport) as client:  # type: ignore[arg-type]
+
+        async def fetch() -> int:
+            return (await client.get(url)).status_code
+
+        return await _closed_loop(fetch, connections, duration)
+
+
+async def run_httpx(url: str, connections: int, duration: float) -> tuple[int, float]:
+    return await _run_httpx(url, connections, duration, None)
+
+
+async def run_httpx_aiohttp(url: str, connections: int, duration: float) -> tuple[int, float]:
+    import aiohttp
+    from httpx_aiohttp import AiohttpTransport
+
+    def session() -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=connections))
+
+    return await _run_httpx(url, connections, duration, AiohttpTransport(client=session))
+
+
+class _Raw(asyncio.Protocol):
+    """The floor under any library: one prebuilt request, Content-Length framing only."""
+
+    def __init__(self, request: bytes) -> None:
+        self.request = request
+        self.buffer = b""
+        self.answer: asyncio.Future[int] | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        head_end = self.buffer.find(b"\r\n\r\n")
+        if head_end < 0 or self.answer is None:
+            return
+        head = self.buffer[:head_end].lower()
+        start = head.find(b"content-length:") + 15
+        length = int(head[start : head.find(b"\r\n", start)])
+        if len(self.buffer) >= head_end + 4 + length:
+            status = int(self.buffer[9:12])
+            self.buffer = self.buffer[head_end + 4 + length :]
+            self.answer.set_result(status)
+
+    async def fetch(self) -> int:
+        assert self.transport is not None
+        self.answer = asyncio.get_running_loop().create_future()
+        self.transport.write(self.request)
+        return await self.answer
+
+
+async def run_raw(url: str, connections: int, duration: float) -> tuple[int, float]:
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    request = f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
+    loop = asyncio.get_running_loop()
+    protocols = [
+        (await loop.create_connection(lambda: _Raw(request), parts.hostname, parts.port))[1]
+        for _ in range(connections)
+    ]
+    slots = iter(protocols)
+    done = 0
+    cpu = time.process_time()
+    end = time.monotonic() + duration
+
+    async def worker(protocol: _Raw) -> None:
+        nonlocal done
+        while time.monotonic() < end:
+            if await protocol.fetch() == 200:
+                done += 1
+
+    await asyncio.gather(*(worker(p) for p in slots))
+    return done, time.process_time() - cpu
+
+
+CLIENTS: dict[str, Callable[[str, int, float], Awaitable[tuple[int, float]]]] = {
+    "aiohttp": run_aiohttp,
+    "pyreqwest": run_pyreqwest,
+    "httpx": run_httpx,
+    "httpx-aiohttp": run_httpx_aiohttp,
+    "raw-asyncio": run_raw,
+}
+
+
+def child(name: str, url: str, connections: int, duration: float) -> None:
+    import uvloop
+
+    ok, cpu = uvloop.run(CLIENTS[name](url, connections, duration))
+    print(json.dumps({"ok": ok, "cpu": cpu}))
+
+
+def timed(command: list[str]) -> tuple[str, float]:
+    """stdout and CPU seconds (user + system, every thread) of a command."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    assert process.stdout is not None
+    out = process.stdout.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise SystemExit(f"{command[0]} failed: {out}")
+    return out, usage.ru_utime + usage.ru_stime
+
+
+def wrk_requests(out: str) -> int:
+    match = re.search(r"(\d+) requests in", out)
+    if match is None:
+        raise SystemExit(f"unexpected wrk output: {out}")
+    return int(match.group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clients", default=",".join(CLIENTS))
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    parser.add_argument("--url", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.child, args.url, args.connections, args.duration)
+        return 0
+
+    sys.path.insert(0, str(HERE.parents[1] / "tests"))
+    from support.ports import free_port
+    from support.waiting import wait_for
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/abc"
+    server = subprocess.Popen(
+        [str(SERVICE), "--host", "127.0.0.1", "--port", str(port), "--access-log", "off",
+         "--drain-delay", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    names = ["wrk", *args.clients.split(",")]
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    try:
+        import httpx
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(ready, 30, "the service to be ready")
+        for round_number in range(args.rounds):
+            for name in names:
+                if name == "wrk":
+                    command = ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", url]
+                    out, cpu = timed(command)
+                    count = wrk_requests(out)
+                else:
+                    command = [sys.executable, str(HERE), "--child", name, "--url", url,
+                               "--connections", str(args.connections),
+                               "--duration", str(args.duration)]  # fmt: skip
+                    out, _ = timed(command)
+                    figures = json.loads(out.splitlines()[-1])
+                    count, cpu = figures["ok"], figures["cpu"]
+                rate = count / args.duration
+                results[name].append((rate, cpu / count * 1e6))
+                print(f"round {round_number + 1} {name:<14} {rate:9.0f} req/s "
+                      f"{cpu / count * 1e6:7.1f} us CPU/req", flush=True)  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(30)
+
+    wrk_rate = statistics.median(rate for rate, _ in results["wrk"])
+    print(
+        f"\nmedian of {args.rounds} rounds, {args.connections} connections, {args.duration} s "
+        "each, one replica on loopback (fib(10), access log off)"
+    )
+    print(f"{'client':<14}{'req/s':>9}{'x wrk':>8}{'CPU us/req':>12}")
+    for name in names:
+        rate = statistics.median(r for r, _ in results[name])
+        cpu = statistics.median(c for _, c in results[name])
+        print(f"{name:<14}{rate:9.0f}{rate / wrk_rate:8.2f}{cpu:12.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
