@@ -133,7 +133,7 @@ def main(argv: Sequence[str]) -> int:
     except (LimitError, TargetError) as error:
         print(f"example-service load: {error}", file=sys.stderr)
         return EXIT_USAGE
-    # Imported only now: httpx and rich cost start-up time a refused run need not pay.
+    # Imported only now: the client and rich cost start-up time a refused run need not pay.
     from example_service.load.run import Options, execute
     from example_service.load.runner import Plan
 

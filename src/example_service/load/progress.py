@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -11,7 +10,10 @@ from dataclasses import dataclass
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TaskProgressColumn, TextColumn
 
+from example_service.load.histogram import LatencyHistogram
 from example_service.load.runner import LoadRun
+from example_service.load.stats import LatencyFigures
+from example_service.load.summary import format_seconds
 
 REFRESH_SECONDS = 0.25
 # Long enough to hold several refreshes' worth of answers at low rates, short enough for
@@ -24,16 +26,17 @@ class _Mark:
     at: float
     finished: int
     failed: int
-    answers: int  # index into the recorder's latencies
-
-
-def _ms(seconds: float) -> str:
-    return "-" if math.isnan(seconds) else f"{seconds * 1000:.3g} ms"  # NaN: none yet
+    latency: LatencyHistogram  # a copy of the run's histogram then
 
 
 class ProgressDisplay:
     """Redrawn by the event loop itself (no refresh thread), so it reads the recorder
-    between requests and never in the middle of one's bookkeeping."""
+    between requests and never in the middle of one's bookkeeping.
+
+    It costs a redraw and a histogram copy per refresh, whatever the request rate: the
+    recent latency is the difference between the run's histogram now and a copy taken
+    WINDOW_SECONDS ago.
+    """
 
     def __init__(self, console: Console) -> None:
         self._progress = Progress(
@@ -57,14 +60,14 @@ class ProgressDisplay:
 
     def _status(self, run: LoadRun) -> str:
         recorder, now = run.recorder, time.monotonic()
-        mark = _Mark(now, recorder.finished, recorder.failed, len(recorder.latencies))
+        mark = _Mark(now, recorder.finished, recorder.failed, recorder.latency.copy())
         self._marks.append(mark)
         while now - self._marks[0].at > WINDOW_SECONDS:
             self._marks.popleft()
         first = self._marks[0]
         span = now - first.at
         rate = (mark.finished - first.finished) / span if span > 0 else 0.0
-        latency = recorder.latency(first.answers)
+        latency = LatencyFigures.of(mark.latency.since(first.latency), (0.5, 0.99))
         p50, p99 = latency.quantiles[0.5], latency.quantiles[0.99]
         state = ""
         if run.done:
@@ -74,7 +77,8 @@ class ProgressDisplay:
         return (
             f"{recorder.sent} sent  {rate:7.1f} req/s  "
             f"errors {recorder.failed} ({mark.failed - first.failed} recent)  "
-            f"p50 {_ms(p50)}  p99 {_ms(p99)}  in flight {recorder.in_flight}{state}"
+            f"p50 {format_seconds(p50)}  p99 {format_seconds(p99)}  "
+            f"in flight {recorder.in_flight}{state}"
         )
 
     def update(self, run: LoadRun) -> None:

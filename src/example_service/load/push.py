@@ -75,7 +75,7 @@ class SummaryCollector(Collector):
 
         latency = summary.latency
         # A summary type: client-side quantiles with _sum and _count, which is what these
-        # are (exact nearest-rank quantiles over every answer of the run).
+        # are (nearest-rank quantiles over every answer of the run, within 0.4 %).
         quantiles = Metric(
             f"{PREFIX}_latency_seconds",
             "Latency of the last load run's requests that got an HTTP answer.",

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from rich.console import Console
 
+from example_service.load.client import HttpClient
 from example_service.load.progress import ProgressDisplay
 from example_service.load.push import Gateway, PushError, push
 from example_service.load.runner import LoadRun, Plan, Times
@@ -34,6 +35,7 @@ class Options:
 
 async def _run(plan: Plan, recorder: Recorder, display: ProgressDisplay | None) -> Times:
     run = LoadRun(plan, recorder)
+    client = HttpClient(plan.urls, plan.pacing.connections, plan.timeout)
     loop = asyncio.get_running_loop()
     # Installed before the first request, so Ctrl-C always reaches interrupt() and the
     # summary; SIGTERM too, as a supervisor stopping the run deserves the same.
@@ -41,7 +43,8 @@ async def _run(plan: Plan, recorder: Recorder, display: ProgressDisplay | None) 
         loop.add_signal_handler(signum, run.interrupt)
     follower = asyncio.create_task(display.follow(run)) if display else None
     try:
-        return await run.run()
+        async with client:
+            return await run.run(client.send)
     finally:
         if follower is not None:
             follower.cancel()
@@ -64,7 +67,7 @@ def execute(options: Options) -> int:
     # rich decides what a terminal is (isatty, TTY_COMPATIBLE, FORCE_COLOR): a log file
     # gets no bar at all rather than a frozen copy of its last state.
     display = ProgressDisplay(console) if options.progress and console.is_terminal else None
-    recorder = Recorder()
+    recorder = Recorder.for_targets(len(plan.urls))
     times = _loop_run(plan, recorder, display)
     summary = Summary.of(plan, times, recorder)
 

@@ -1,19 +1,32 @@
-"""The request loop: paced (open loop) or with a fixed number of workers (closed loop)."""
+"""The request loop: paced (open loop) or with a fixed number of workers (closed loop).
+
+Either way a fixed set of worker tasks sends the requests, one per connection the plan
+allows, so nothing is created per request but the request itself. In the open loop a
+pacer hands request i to an idle worker at its scheduled time, start + i/rate, and the
+request's latency is counted from that time, not from when it was sent: when no worker is
+free (the target is slow) or the pacer wakes late (the tool is busy), the wait is part of
+the latency the target's users would see, instead of a silently lower rate (coordinated
+omission).
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import itertools
+import math
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-import httpx
-
-from example_service import __version__
 from example_service.load.limits import Limits, Pacing
 from example_service.load.stats import Outcome, Recorder
+
+# Sends one request to the plan's URL of that index: its HTTP status, or how it failed.
+Send = Callable[[int], Awaitable[int | Outcome]]
+# A worker waits for one of these: the target and scheduled start of its next request
+# (nanoseconds, time.perf_counter_ns), or None when the run has stopped.
+Assignment = tuple[int, int] | None
 
 
 class StopReason(StrEnum):
@@ -38,19 +51,11 @@ class Times:
     finished_at: float
     elapsed: float  # monotonic seconds from the first request to the last answer
     stopped_by: StopReason
-
-
-def _client(plan: Plan) -> httpx.AsyncClient:
-    connections = plan.pacing.connections
-    return httpx.AsyncClient(
-        timeout=httpx.Timeout(plan.timeout),
-        limits=httpx.Limits(max_connections=connections, max_keepalive_connections=connections),
-        # Proxy variables from the environment would send loopback traffic elsewhere, and a
-        # redirect could leave loopback: both would defeat the check the targets passed.
-        trust_env=False,
-        follow_redirects=False,
-        headers={"User-Agent": f"example-service-load/{__version__}"},
-    )
+    # Open loop: requests whose scheduled start came before sending stopped (a slow
+    # target or a stalled tool can leave some of them unsent); None in the closed loop.
+    due: int | None
+    cpu_seconds: float  # the whole process, every thread (the client's network thread too)
+    loop_cpu_seconds: float  # the event loop's thread: pacing, counting, the display
 
 
 class LoadRun:
@@ -62,19 +67,24 @@ class LoadRun:
         self.stopped_by: StopReason | None = None
         self.done = False
         self._interrupts = 0
-        self._start = 0.0
-        self._end = 0.0
-        self._urls = itertools.cycle(plan.urls)
-        self._tasks: set[asyncio.Task[None]] = set()
-        # Wakes the pacer when the run stops or a request finishes (a slot frees up).
-        self._wake = asyncio.Event()
+        self._start_ns = 0
+        self._end_ns = 0
+        self._stop_ns = 0
+        self._next_target = 0
+        self._workers: list[asyncio.Task[None]] = []
+        self._idle: deque[asyncio.Future[Assignment]] = deque()
+        # What the pacer waits on (the next scheduled start, or a free worker when
+        # waiting_for_slot); a signal resolves it early so the run stops at once.
+        self._pacer_wait: asyncio.Future[None] | None = None
+        self._waiting_for_slot = False
+        self._pacing = False  # while True, idle open-loop workers wait for assignments
 
     @property
     def elapsed(self) -> float:
         """Seconds since the first request; frozen once the last answer is in."""
-        if not self._start:
+        if not self._start_ns:
             return 0.0
-        return (self._end or time.monotonic()) - self._start
+        return ((self._end_ns or time.perf_counter_ns()) - self._start_ns) / 1e9
 
     @property
     def draining(self) -> bool:
@@ -85,111 +95,156 @@ class LoadRun:
         """First call: send nothing more and let the requests in flight answer (each is
         bounded by the timeout). Second call: abandon them too, counted as cancelled."""
         self._interrupts += 1
-        if self.stopped_by is None:
-            self.stopped_by = StopReason.INTERRUPT
-        self._wake.set()
+        self._stop(StopReason.INTERRUPT)
         if self._interrupts > 1:
-            for task in self._tasks:
-                task.cancel()
+            for worker in self._workers:
+                worker.cancel()
 
     def _stop(self, reason: StopReason) -> None:
         if self.stopped_by is None:
             self.stopped_by = reason
-        self._wake.set()
+            self._stop_ns = time.perf_counter_ns()
+        self._wake_pacer()
 
-    def _limit_reached(self) -> bool:
+    def _limit_reached(self, issued: int) -> bool:
         """Whether the run must stop starting requests; records why the first time."""
         if self.stopped_by is not None:
             return True
         limits = self.plan.limits
-        if limits.count is not None and self.recorder.sent >= limits.count:
+        if limits.count is not None and issued >= limits.count:
             self._stop(StopReason.COUNT)
         elif limits.duration is not None and self.elapsed >= limits.duration:
             self._stop(StopReason.DURATION)
         return self.stopped_by is not None
 
-    def _permit(self) -> str | None:
-        """The URL for the next request, or None once a limit is reached or the run stops."""
-        return None if self._limit_reached() else next(self._urls)
+    def _target(self) -> int:
+        """The plan's URLs in turn."""
+        target = self._next_target
+        self._next_target = (target + 1) % len(self.plan.urls)
+        return target
 
-    async def _request(self, client: httpx.AsyncClient, url: str) -> None:
-        self.recorder.started(url)
-        began = time.perf_counter()
+    async def _request(self, send: Send, target: int, began_ns: int) -> None:
+        recorder = self.recorder
+        recorder.started(target)
         try:
-            # httpx's timeouts bound each phase (connect, each read); this bounds the whole.
-            async with asyncio.timeout(self.plan.timeout):
-                response = await client.get(url)
-        except (httpx.TimeoutException, TimeoutError):
-            self.recorder.failed_with(Outcome.TIMEOUT)
-        except httpx.NetworkError:
-            self.recorder.failed_with(Outcome.CONNECTION_ERROR)
-        except httpx.ProtocolError:
-            self.recorder.failed_with(Outcome.PROTOCOL_ERROR)
-        except (httpx.HTTPError, OSError):
-            self.recorder.failed_with(Outcome.OTHER_ERROR)
+            result = await send(target)
         except asyncio.CancelledError:
-            self.recorder.failed_with(Outcome.CANCELLED)
+            recorder.failed_with(Outcome.CANCELLED)
             raise
+        if isinstance(result, Outcome):
+            recorder.failed_with(result)
         else:
-            self.recorder.answered(url, response.status_code, time.perf_counter() - began)
+            recorder.answered(target, result, time.perf_counter_ns() - began_ns)
+
+    async def _closed_worker(self, send: Send) -> None:
+        while not self._limit_reached(self.recorder.sent):
+            await self._request(send, self._target(), time.perf_counter_ns())
+
+    async def _open_worker(self, send: Send) -> None:
+        loop = asyncio.get_running_loop()
+        while self._pacing:
+            assignment: asyncio.Future[Assignment] = loop.create_future()
+            self._idle.append(assignment)
+            if self._waiting_for_slot:
+                self._wake_pacer()
+            given = await assignment
+            if given is None:
+                return
+            await self._request(send, *given)
+
+    async def _wait(self, seconds: float | None) -> None:
+        """Until seconds pass (None: until woken), a worker is free, or the run stops."""
+        loop = asyncio.get_running_loop()
+        self._pacer_wait = loop.create_future()
+        timer = None if seconds is None else loop.call_later(seconds, self._wake_pacer)
+        try:
+            await self._pacer_wait
         finally:
-            self._wake.set()
+            self._pacer_wait = None
+            if timer is not None:
+                timer.cancel()
 
-    def _track(self, task: asyncio.Task[None]) -> None:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _wake_pacer(self) -> None:
+        if self._pacer_wait is not None and not self._pacer_wait.done():
+            self._pacer_wait.set_result(None)
 
-    async def _worker(self, client: httpx.AsyncClient) -> None:
-        while (url := self._permit()) is not None:
-            await self._request(client, url)
-
-    def _until_deadline(self) -> float | None:
+    async def _pace(self, rate: float) -> None:
+        """Hand request i to an idle worker at start + i/rate, or as soon as one is free."""
+        interval_ns = 1e9 / rate
         duration = self.plan.limits.duration
-        return None if duration is None else max(0.0, duration - self.elapsed)
-
-    async def _nap(self, seconds: float | None) -> None:
-        """Until a request finishes, the run stops, or seconds pass (None: no time limit)."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(seconds):
-                await self._wake.wait()
-
-    async def _pace(self, client: httpx.AsyncClient, rate: float) -> None:
-        """Start request i at i/rate seconds, whether or not earlier ones have answered.
-
-        Requests that fall behind schedule (a stalled loop) start at once to catch up, so
-        the rate holds on average, as independent users' requests would not wait either.
-        """
-        issued = 0
-        while not self._limit_reached():
-            self._wake.clear()
-            deadline = self._until_deadline()
-            if self.recorder.in_flight >= self.plan.pacing.max_in_flight:
-                # A slow target would otherwise make the backlog, and the sockets, grow
-                # without bound; the achieved rate then shows the shortfall.
-                await self._nap(deadline)
-                continue
-            wait = issued / rate - self.elapsed
-            if wait > 0:
-                await self._nap(wait if deadline is None else min(wait, deadline))
-                continue
-            url = self._permit()
-            if url is not None:
-                issued += 1
-                self._track(asyncio.create_task(self._request(client, url)))
-
-    async def run(self) -> Times:
-        started_at = time.time()
-        self._start = time.monotonic()
-        async with _client(self.plan) as client:
-            if self.plan.pacing.rate is not None:
-                self._track(asyncio.create_task(self._pace(client, self.plan.pacing.rate)))
+        issued, waited = 0, False
+        slot_freed_ns = 0  # when the pacer last got a worker after waiting for one
+        while not self._limit_reached(issued):
+            remaining = None if duration is None else max(0.0, duration - self.elapsed)
+            due_ns = self._start_ns + round(issued * interval_ns)
+            early = (due_ns - time.perf_counter_ns()) / 1e9
+            if early > 0:
+                # Woken at the due time, or at the end of the run's duration if sooner.
+                await self._wait(early if remaining is None else min(early, remaining))
+            elif not self._idle:
+                # Every connection is busy: the target holds them all. This request's
+                # latency runs from its due time, so the wait counts against the target.
+                if not waited:
+                    self.recorder.waited_for_slot += 1
+                    waited = True
+                self._waiting_for_slot = True
+                await self._wait(remaining)
+                self._waiting_for_slot = False
+                slot_freed_ns = time.perf_counter_ns()
             else:
-                for _ in range(self.plan.pacing.connections):
-                    self._track(asyncio.create_task(self._worker(client)))
-            # Request tasks are added while the pacer runs: wait until none is left.
-            while self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
-            self._end = time.monotonic()
+                if not waited:
+                    # A worker was free: any delay past the due time, or past the end of
+                    # the target's hold on every worker, is the tool's own.
+                    self.recorder.lag.record(time.perf_counter_ns() - max(due_ns, slot_freed_ns))
+                self._idle.popleft().set_result((self._target(), due_ns))
+                issued, waited = issued + 1, False
+
+    def _due(self) -> int | None:
+        """Requests scheduled before sending stopped (open loop only)."""
+        rate, limits = self.plan.pacing.rate, self.plan.limits
+        if rate is None:
+            return None
+        sending = (self._stop_ns - self._start_ns) / 1e9
+        if limits.duration is not None:
+            sending = min(sending, limits.duration)
+        due = math.ceil(sending * rate)
+        return due if limits.count is None else min(due, limits.count)
+
+    async def run(self, send: Send) -> Times:
+        started_at = time.time()
+        cpu, loop_cpu = time.process_time(), time.thread_time()
+        rate = self.plan.pacing.rate
+        worker = self._closed_worker if rate is None else self._open_worker
+        self._pacing = rate is not None
+        self._workers = [
+            asyncio.create_task(worker(send)) for _ in range(self.plan.pacing.connections)
+        ]
+        if rate is None:
+            self._start_ns = time.perf_counter_ns()
+        else:
+            # The schedule starts once the workers wait in line, not while they start.
+            await asyncio.sleep(0)
+            self._start_ns = time.perf_counter_ns()
+            try:
+                await self._pace(rate)
+            finally:
+                self._pacing = False
+                # However the pacer ended, no worker may stay waiting for an assignment;
+                # a cancelled worker's has been cancelled with it.
+                for assignment in self._idle:
+                    if not assignment.done():
+                        assignment.set_result(None)
+                self._idle.clear()
+        await asyncio.gather(*self._workers, return_exceptions=True)
+        self._end_ns = time.perf_counter_ns()
         self.done = True
-        # Every way out of the loops sets stopped_by; INTERRUPT covers a cancelled pacer.
-        return Times(started_at, time.time(), self.elapsed, self.stopped_by or StopReason.INTERRUPT)
+        # Every way out of the loops sets stopped_by; INTERRUPT covers a cancelled worker.
+        return Times(
+            started_at=started_at,
+            finished_at=time.time(),
+            elapsed=self.elapsed,
+            stopped_by=self.stopped_by or StopReason.INTERRUPT,
+            due=self._due(),
+            cpu_seconds=time.process_time() - cpu,
+            loop_cpu_seconds=time.thread_time() - loop_cpu,
+        )

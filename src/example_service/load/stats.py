@@ -1,13 +1,15 @@
-"""What a run counts: every request's outcome, status code, latency and target."""
+"""What a run counts: every request's outcome, status code, latency and target, and how
+well the load generator itself kept up."""
 
 from __future__ import annotations
 
 import math
-from array import array
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+from example_service.load.histogram import LatencyHistogram
 
 
 class Outcome(StrEnum):
@@ -24,10 +26,15 @@ class Outcome(StrEnum):
 
 FAILURES = tuple(outcome for outcome in Outcome if outcome is not Outcome.SUCCESS)
 QUANTILES = (0.5, 0.9, 0.99)
+NS = 1e9
 
 
 def quantile(ordered: Sequence[float], q: float) -> float:
-    """Nearest-rank quantile of sorted values: always a latency that was really observed."""
+    """Nearest-rank quantile of sorted values: always a value that was really observed.
+
+    The exact definition the histogram's quantiles approximate (the bench and the tests
+    hold them to it).
+    """
     if not ordered:
         return math.nan
     rank = max(1, math.ceil(q * len(ordered)))
@@ -41,8 +48,9 @@ class TargetCounts:
 
 
 @dataclass(frozen=True)
-class Latency:
-    """Latency of the requests that got an HTTP answer; NaN when none did."""
+class LatencyFigures:
+    """Count, sum, quantiles, mean and maximum of a latency histogram, in seconds; NaN
+    where nothing was recorded."""
 
     count: int
     sum: float
@@ -50,20 +58,39 @@ class Latency:
     mean: float
     max: float
 
+    @classmethod
+    def of(cls, histogram: LatencyHistogram, qs: tuple[float, ...] = QUANTILES) -> LatencyFigures:
+        count = histogram.count
+        return cls(
+            count=count,
+            sum=histogram.sum_ns / NS,
+            quantiles={q: ns / NS for q, ns in histogram.quantiles(qs).items()},
+            mean=histogram.sum_ns / count / NS if count else math.nan,
+            max=histogram.max_ns / NS if count else math.nan,
+        )
+
 
 @dataclass
 class Recorder:
     """Counts as the run goes; the progress display reads it, the summary freezes it.
 
-    Only the event loop's thread touches it, so plain counters need no lock.
+    Only the event loop's thread touches it, so plain counters need no lock. Targets are
+    numbered in the order of the plan's URLs.
     """
 
+    targets: list[TargetCounts]
     outcomes: Counter[Outcome] = field(default_factory=Counter)
     codes: Counter[int] = field(default_factory=Counter)
-    # Every latency is kept to compute exact quantiles at the end: 8 bytes a request.
-    latencies: array[float] = field(default_factory=lambda: array("d"))
-    targets: dict[str, TargetCounts] = field(default_factory=dict)
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+    # Open loop only: how late the tool woke up for requests a free slot was waiting for
+    # (its own lag), and how many requests found no free slot when they were due.
+    lag: LatencyHistogram = field(default_factory=LatencyHistogram)
+    waited_for_slot: int = 0
     sent: int = 0
+
+    @classmethod
+    def for_targets(cls, count: int) -> Recorder:
+        return cls([TargetCounts() for _ in range(count)])
 
     @property
     def finished(self) -> int:
@@ -77,32 +104,18 @@ class Recorder:
     def failed(self) -> int:
         return self.finished - self.outcomes[Outcome.SUCCESS]
 
-    def started(self, url: str) -> None:
+    def started(self, target: int) -> None:
         self.sent += 1
-        self.targets.setdefault(url, TargetCounts()).sent += 1
+        self.targets[target].sent += 1
 
-    def answered(self, url: str, status: int, seconds: float) -> None:
+    def answered(self, target: int, status: int, ns: int) -> None:
         self.codes[status] += 1
-        self.latencies.append(seconds)
+        self.latency.record(ns)
         if 200 <= status < 300:
             self.outcomes[Outcome.SUCCESS] += 1
-            self.targets[url].succeeded += 1
+            self.targets[target].succeeded += 1
         else:
             self.outcomes[Outcome.HTTP_ERROR] += 1
 
     def failed_with(self, outcome: Outcome) -> None:
         self.outcomes[outcome] += 1
-
-    def latency(self, start: int = 0) -> Latency:
-        """Latency over the answers recorded from index start on (0: the whole run)."""
-        recent = sorted(self.latencies[start:])
-        if not recent:
-            return Latency(0, 0.0, {q: math.nan for q in QUANTILES}, math.nan, math.nan)
-        total = math.fsum(recent)
-        return Latency(
-            count=len(recent),
-            sum=total,
-            quantiles={q: quantile(recent, q) for q in QUANTILES},
-            mean=total / len(recent),
-            max=recent[-1],
-        )

@@ -8,7 +8,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from example_service.load.runner import Plan, Times
-from example_service.load.stats import FAILURES, Latency, Outcome, Recorder, TargetCounts
+from example_service.load.stats import (
+    FAILURES,
+    LatencyFigures,
+    Outcome,
+    Recorder,
+    TargetCounts,
+)
+
+# Past these the load generator, not the target, limited the run: its figures then say
+# more about the client than about the service.
+LAG_LIMIT = 0.005  # seconds late at the 99th percentile of the open loop's requests
+BUSY_LIMIT = 0.9  # share of the run's wall time the event loop's thread was on a CPU
+LAG_QUANTILES = (0.5, 0.99)
 
 _FAILURE_TEXT = {
     Outcome.TIMEOUT: "timeout",
@@ -20,25 +32,76 @@ _FAILURE_TEXT = {
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """How the open loop kept its schedule."""
+
+    due: int  # requests scheduled before sending stopped
+    waited_for_slot: int  # due while every connection was busy: the target's doing
+    lag: LatencyFigures  # how late the rest started: the tool's own doing
+
+
+@dataclass(frozen=True)
+class Generator:
+    """How the load generator itself fared, so a reader knows whom the figures measure."""
+
+    cpu_seconds: float
+    loop_busy: float
+    schedule: Schedule | None  # None in the closed loop
+
+    def falling_behind(self) -> list[str]:
+        """Why the figures measure the client, in words; empty when they do not."""
+        reasons = []
+        if self.loop_busy >= BUSY_LIMIT:
+            reasons.append(
+                f"its event loop was busy {self.loop_busy:.0%} of the run (CPU-bound), "
+                "so answers waited for it"
+            )
+        if self.schedule is not None:
+            late = self.schedule.lag.quantiles[0.99]
+            if late > LAG_LIMIT:
+                reasons.append(
+                    f"it started requests late: p99 {format_seconds(late)} behind schedule "
+                    f"(limit {format_seconds(LAG_LIMIT)})"
+                )
+        return reasons
+
+
+@dataclass(frozen=True)
 class Summary:
     plan: Plan
     times: Times
     sent: int
     outcomes: dict[Outcome, int]  # every outcome, zeros included
     codes: dict[int, int]  # HTTP status code -> answers
-    latency: Latency
+    latency: LatencyFigures
     targets: dict[str, TargetCounts]
+    generator: Generator
 
     @classmethod
     def of(cls, plan: Plan, times: Times, recorder: Recorder) -> Summary:
+        schedule = None
+        if times.due is not None:
+            schedule = Schedule(
+                due=times.due,
+                waited_for_slot=recorder.waited_for_slot,
+                lag=LatencyFigures.of(recorder.lag, LAG_QUANTILES),
+            )
+        busy = times.loop_cpu_seconds / times.elapsed if times.elapsed > 0 else 0.0
+        targets: dict[str, TargetCounts] = {}
+        for url, counts in zip(plan.urls, recorder.targets, strict=True):
+            # The same URL given twice is one target to a reader.
+            total = targets.setdefault(url, TargetCounts())
+            total.sent += counts.sent
+            total.succeeded += counts.succeeded
         return cls(
             plan=plan,
             times=times,
             sent=recorder.sent,
             outcomes={outcome: recorder.outcomes[outcome] for outcome in Outcome},
             codes=dict(sorted(recorder.codes.items())),
-            latency=recorder.latency(),
-            targets={url: recorder.targets.get(url, TargetCounts()) for url in plan.urls},
+            latency=LatencyFigures.of(recorder.latency),
+            targets=targets,
+            generator=Generator(times.cpu_seconds, busy, schedule),
         )
 
     @property
@@ -70,7 +133,8 @@ class Summary:
                 yield text, self.outcomes[outcome], ""
 
 
-def _seconds(value: float) -> str:
+def format_seconds(value: float) -> str:
+    """0.00123 as "1.23 ms", 2.5 as "2.5 s"; NaN (nothing measured) as "-"."""
     if math.isnan(value):
         return "-"
     if value < 1:
@@ -99,10 +163,12 @@ def render_text(summary: Summary) -> str:
     lines += [row(f"  {kind}", count, detail) for kind, count, detail in summary.failure_kinds()]
     lines.append(f"{'req/s':<20}{summary.requests_per_second:>9.1f}")
     if latency.count:
-        quantiles = "   ".join(f"p{q * 100:g} {_seconds(v)}" for q, v in latency.quantiles.items())
+        quantiles = "   ".join(
+            f"p{q * 100:g} {format_seconds(v)}" for q, v in latency.quantiles.items()
+        )
         lines.append(
             f"{'latency':<20}{quantiles}   ({latency.count} answers; mean "
-            f"{_seconds(latency.mean)}, max {_seconds(latency.max)})"
+            f"{format_seconds(latency.mean)}, max {format_seconds(latency.max)})"
         )
     else:
         lines.append(f"{'latency':<20}none measured: no HTTP answer")
@@ -111,7 +177,35 @@ def render_text(summary: Summary) -> str:
             f"{'target':<20}{url}: sent {counts.sent}, succeeded {counts.succeeded}"
             for url, counts in summary.targets.items()
         ]
-    return "\n".join(lines)
+    return "\n".join(lines + _generator_lines(summary))
+
+
+def _generator_lines(summary: Summary) -> list[str]:
+    generator = summary.generator
+    lines = [
+        f"{'load generator':<20}CPU {generator.cpu_seconds:.2f} s, event loop busy "
+        f"{generator.loop_busy:.0%} of the run"
+    ]
+    schedule = generator.schedule
+    if schedule is not None:
+        lag = schedule.lag
+        late = (
+            f"p50 {format_seconds(lag.quantiles[0.5])}, p99 {format_seconds(lag.quantiles[0.99])}, "
+            f"max {format_seconds(lag.max)} late"
+            if lag.count
+            else "none started on its own"
+        )
+        lines.append(
+            f"{'schedule':<20}{schedule.due} due, {summary.sent} sent; "
+            f"{schedule.waited_for_slot} waited for a free connection; others {late}"
+        )
+    reasons = generator.falling_behind()
+    if reasons:
+        lines.append(
+            f"{'WARNING':<20}the load generator fell behind: {'; '.join(reasons)}. "
+            "These figures measure the client as much as the service."
+        )
+    return lines
 
 
 def _number(value: float) -> float | None:
@@ -149,5 +243,29 @@ def to_json(summary: Summary) -> dict[str, Any]:
         "per_target": {
             url: {"sent": counts.sent, "succeeded": counts.succeeded}
             for url, counts in summary.targets.items()
+        },
+        "generator": _generator_json(summary.generator),
+    }
+
+
+def _generator_json(generator: Generator) -> dict[str, Any]:
+    reasons = generator.falling_behind()
+    schedule = generator.schedule
+    return {
+        "behind": bool(reasons),
+        "reasons": reasons,
+        "cpu_seconds": generator.cpu_seconds,
+        "loop_busy_ratio": generator.loop_busy,
+        "schedule": None
+        if schedule is None
+        else {
+            "due": schedule.due,
+            "waited_for_slot": schedule.waited_for_slot,
+            "lag_seconds": {
+                "count": schedule.lag.count,
+                "p50": _number(schedule.lag.quantiles[0.5]),
+                "p99": _number(schedule.lag.quantiles[0.99]),
+                "max": _number(schedule.lag.max),
+            },
         },
     }
