@@ -1,9 +1,10 @@
 """Which HTTP client the load command should use: client CPU per request, side by side.
 
-Each candidate keeps C connections busy in a closed loop against one replica for D
-seconds, in a process of its own, alternating with wrk in the same run; the harness
-reads every client's CPU time (all its threads) from the kernel when it exits. Figures,
-not a test: the choice in docs/load.md was made from them.
+Each candidate (the load command's own client first) keeps C connections busy in a
+closed loop against one replica for D seconds, in a process of its own, alternating with
+wrk in the same run. A candidate reports its process's CPU time (every thread) over its
+loop; wrk's is read from the kernel. Figures, not a test: the choice in docs/load.md was
+made from them.
 
     .venv/bin/python bench/load_clients.py                 # 3 rounds of 5 s, 32 connections
     .venv/bin/python bench/load_clients.py --rounds 5 --clients aiohttp,pyreqwest
@@ -160,7 +161,21 @@ async def run_raw(url: str, connections: int, duration: float) -> tuple[int, flo
     return done, time.process_time() - cpu
 
 
+async def run_load_command(url: str, connections: int, duration: float) -> tuple[int, float]:
+    """The load command's own client: asyncio connections parsed by httptools."""
+    from example_service.load.client import HttpClient
+
+    async with HttpClient((url,), timeout=15.0) as client:
+
+        async def fetch() -> int:
+            result = await client.send(0)
+            return result if isinstance(result, int) else 0
+
+        return await _closed_loop(fetch, connections, duration)
+
+
 CLIENTS: dict[str, Callable[[str, int, float], Awaitable[tuple[int, float]]]] = {
+    "load-command": run_load_command,
     "aiohttp": run_aiohttp,
     "pyreqwest": run_pyreqwest,
     "httpx": run_httpx,

@@ -1,78 +1,148 @@
-"""The HTTP client: pyreqwest (Rust's reqwest and hyper), chosen by measurement.
+"""The HTTP client: asyncio connections parsed by httptools (llhttp), chosen by measurement.
 
-Side by side with wrk on one replica (bench/load_clients.py, figures in docs/load.md) it
-spent the least client CPU per request of the libraries tried, and its network work runs
-on its own Rust thread, off the event loop that paces and counts. Each request is a copy
-of one prebuilt request per target, so a URL is parsed and its headers built once.
+Side by side with wrk on one replica (bench/load_clients.py, figures in docs/load.md),
+aiohttp and pyreqwest spent three to eight times this client's CPU per request, and
+pyreqwest's hand-offs between its Rust thread and the event loop made every answer wait
+for two thread wake-ups, which a busy machine delays by milliseconds. Here one thread
+does everything between the socket and the count, as wrk does: each target's request
+is encoded once, each connection writes it and feeds the answer to llhttp (through
+httptools, the parser uvicorn uses), which frames it (Content-Length, chunked, keep-alive)
+and rejects what is not HTTP. The body is never copied out.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
-from types import TracebackType
+import asyncio
+import ssl
+from typing import cast
+from urllib.parse import urlsplit
 
-from pyreqwest.client import Client, ClientBuilder
-from pyreqwest.exceptions import (
-    DecodeError,
-    NetworkError,
-    PyreqwestError,
-    RequestTimeoutError,
-)
-from pyreqwest.request import ConsumedRequest
+from httptools import HttpParserError, HttpResponseParser
 
 from example_service import __version__
 from example_service.load.stats import Outcome
 
 
-def _outcome(error: PyreqwestError) -> Outcome:
-    if isinstance(error, RequestTimeoutError):
-        return Outcome.TIMEOUT
-    if isinstance(error, NetworkError):
-        return Outcome.CONNECTION_ERROR
-    if isinstance(error, DecodeError):  # not HTTP, or a body cut short of its length
-        return Outcome.PROTOCOL_ERROR
-    return Outcome.OTHER_ERROR
+class _Connection(asyncio.Protocol):
+    """One kept-alive connection; one request on it at a time."""
+
+    # Set by connection_made, which asyncio calls before create_connection returns.
+    transport: asyncio.Transport
+
+    def __init__(self) -> None:
+        self.parser = HttpResponseParser(self)
+        self.answer: asyncio.Future[int | Outcome] | None = None
+        self.open = True
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except HttpParserError:
+            self._answer(Outcome.PROTOCOL_ERROR)
+            self.close()
+
+    def on_message_complete(self) -> None:  # called by the parser
+        if not self.parser.should_keep_alive():
+            self.close()
+        self._answer(self.parser.get_status_code())
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self.open = False
+        # Closed before the answer was complete (or before any, when the peer gave up).
+        self._answer(Outcome.CONNECTION_ERROR)
+
+    def _answer(self, result: int | Outcome) -> None:
+        if self.answer is not None and not self.answer.done():
+            self.answer.set_result(result)
+
+    def close(self) -> None:
+        self.open = False
+        self.transport.close()
+
+    def request(self, head: bytes) -> asyncio.Future[int | Outcome]:
+        self.answer = answer = asyncio.get_running_loop().create_future()
+        self.transport.write(head)
+        return answer
+
+
+class _Target:
+    """Where one URL connects, the request it sends, and its idle connections."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self.host = parts.hostname or ""
+        self.tls = parts.scheme == "https"
+        self.port = parts.port or (443 if self.tls else 80)
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.head = (
+            f"GET {path} HTTP/1.1\r\nHost: {parts.netloc.rpartition('@')[2]}\r\n"
+            f"User-Agent: example-service-load/{__version__}\r\nAccept: */*\r\n\r\n"
+        ).encode("ascii")
+        self.idle: list[_Connection] = []
 
 
 class HttpClient:
-    """GETs to a fixed list of URLs over at most `connections` kept-alive connections."""
+    """GETs to a fixed list of URLs, each connection kept alive and reused.
 
-    def __init__(self, urls: tuple[str, ...], connections: int, timeout: float) -> None:
-        self._client: Client = (
-            ClientBuilder()
-            # One connection per request in flight, kept alive between requests.
-            .max_connections(connections)
-            .pool_max_idle_per_host(connections)
-            # Connection to last byte of the body, as --timeout promises.
-            .timeout(timedelta(seconds=timeout))
-            # Proxy variables from the environment would send loopback traffic elsewhere,
-            # and a redirect could leave loopback: both would defeat the targets' check.
-            .no_proxy()
-            .follow_redirects(False)
-            .gzip(False)
-            .brotli(False)
-            .zstd(False)
-            .deflate(False)
-            .user_agent(f"example-service-load/{__version__}")
-            .build()
-        )
-        self._requests: list[ConsumedRequest] = [self._client.get(url).build() for url in urls]
+    A connection serves one request at a time and is reused once its answer is complete,
+    so a run holds at most one connection per request in flight (per target). There is no
+    proxy (environment variables are not read) and redirects are answers, not followed:
+    either could carry loopback traffic elsewhere.
+    """
+
+    def __init__(self, urls: tuple[str, ...], timeout: float) -> None:
+        self._targets = [_Target(url) for url in urls]
+        self._timeout = timeout
+        self._tls: ssl.SSLContext | None = None
+        self._all: set[_Connection] = set()
 
     async def __aenter__(self) -> HttpClient:
         return self
 
-    async def __aexit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self._client.close()
+    async def __aexit__(self, *_: object) -> None:
+        for connection in self._all:
+            connection.close()
+
+    async def _connect(self, target: _Target) -> _Connection:
+        tls = None
+        if target.tls:
+            tls = self._tls = self._tls or ssl.create_default_context()
+        loop = asyncio.get_running_loop()
+        _, connection = await loop.create_connection(_Connection, target.host, target.port, ssl=tls)
+        self._all.add(connection)
+        return connection
+
+    async def _exchange(self, target: _Target) -> int | Outcome:
+        idle = target.idle
+        while idle:
+            connection = idle.pop()
+            if connection.open:
+                break
+            self._all.discard(connection)
+        else:
+            try:
+                connection = await self._connect(target)
+            except OSError:  # refused, unreachable, reset, TLS failure
+                return Outcome.CONNECTION_ERROR
+        try:
+            result = await connection.request(target.head)
+        except BaseException:  # cancelled mid-answer: the connection's state is unknown
+            connection.close()
+            self._all.discard(connection)
+            raise
+        if connection.open:
+            idle.append(connection)
+        else:
+            self._all.discard(connection)
+        return result
 
     async def send(self, target: int) -> int | Outcome:
         """The status code of the answer (its body read whole), or how the request failed."""
         try:
-            response = await self._requests[target].copy().send()
-        except PyreqwestError as error:
-            return _outcome(error)
-        return response.status
+            async with asyncio.timeout(self._timeout):  # connection to last byte
+                return await self._exchange(self._targets[target])
+        except TimeoutError:
+            return Outcome.TIMEOUT

@@ -35,7 +35,7 @@ class Options:
 
 async def _run(plan: Plan, recorder: Recorder, display: ProgressDisplay | None) -> Times:
     run = LoadRun(plan, recorder)
-    client = HttpClient(plan.urls, plan.pacing.connections, plan.timeout)
+    client = HttpClient(plan.urls, plan.timeout)
     loop = asyncio.get_running_loop()
     # Installed before the first request, so Ctrl-C always reaches interrupt() and the
     # summary; SIGTERM too, as a supervisor stopping the run deserves the same.

@@ -29,6 +29,9 @@ Send = Callable[[int], Awaitable[int | Outcome]]
 Assignment = tuple[int, int] | None
 
 
+TIMER_RESOLUTION = 1000  # per second
+
+
 class StopReason(StrEnum):
     COUNT = "count"
     DURATION = "duration"
@@ -180,6 +183,10 @@ class LoadRun:
             early = (due_ns - time.perf_counter_ns()) / 1e9
             if early > 0:
                 # Woken at the due time, or at the end of the run's duration if sooner.
+                # Event loops time in whole milliseconds (uvloop rounds down): a shorter
+                # wait would wake at once and spin, so it is rounded up, and the request
+                # starts up to 1 ms late (counted in its latency and in the lag).
+                early = math.ceil(early * TIMER_RESOLUTION) / TIMER_RESOLUTION
                 await self._wait(early if remaining is None else min(early, remaining))
             elif not self._idle:
                 # Every connection is busy: the target holds them all. This request's
