@@ -3,7 +3,8 @@
 Below 2**(PRECISION_BITS + 1) ns every nanosecond has its own bucket. Above, each power of
 two is cut into 2**PRECISION_BITS equal buckets, so a bucket is never wider than 1/128 of
 its lower bound. A quantile is reported as the middle of its bucket, clamped to the exact
-minimum and maximum, hence within 1/256 (0.4 %) of a latency that was really observed.
+minimum and maximum, hence within 1/256 (0.4 %) of a latency that was really observed;
+the first and last ranks are the exact minimum and maximum.
 The buckets cover up to MAX_NS; a longer latency counts in the last bucket and still
 reaches the exact maximum. The whole histogram is one array of about 5,000 counters (39 KiB)
 however long the run.
@@ -107,8 +108,13 @@ class LatencyHistogram:
                 continue
             seen += count
             while seen >= rank:
-                low, high = bucket_bounds(index)
-                found[q] = min(max((low + high) / 2, self.min_ns), self.max_ns)
+                if rank == 1:
+                    found[q] = self.min_ns
+                elif rank == self.count:
+                    found[q] = self.max_ns
+                else:
+                    low, high = bucket_bounds(index)
+                    found[q] = min(max((low + high) / 2, self.min_ns), self.max_ns)
                 step = next(pending, None)
                 if step is None:
                     return found
