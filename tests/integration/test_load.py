@@ -29,6 +29,7 @@ from support.processes import running
 from support.service import EXECUTABLE, ServiceProcess, StartService
 from support.waiting import wait_for
 
+from example_service.load.progress import REFRESH_SECONDS
 from example_service.load.targets import TargetError, check_targets
 from example_service.stack.processes import Component
 
@@ -419,6 +420,24 @@ def test_progress_bar_shows_rate_errors_and_latency(
     figures = text_figures(run.stdout)
     assert f"{figures['sent']} sent" in final
     assert f"errors {figures['failed']} " in final
+
+
+def test_progress_bar_redraws_on_a_timer_and_costs_a_few_percent(
+    service: ServiceProcess, background: list[LoadProcess]
+) -> None:
+    run = LoadProcess(
+        f"{service.url}/abc", "--concurrency", "16", "--duration", "3s", "--json",
+        env={"TTY_COMPATIBLE": "1", "COLUMNS": "200"},
+    )  # fmt: skip
+    background.append(run)
+    assert run.wait(30) == 0
+    summary = json.loads(run.stdout)
+    frames = [frame for frame in re.split(r"[\r\n]", run.stderr) if "req/s" in frame]
+    # Redrawn on its timer (and once at the end), however many requests were answered.
+    assert 3 <= len(frames) <= 3 / REFRESH_SECONDS + 3
+    assert summary["sent"] >= 50 * len(frames)
+    generator = summary["generator"]
+    assert 0 < generator["progress_cpu_seconds"] <= 0.05 * generator["cpu_seconds"], generator
 
 
 # -- The Pushgateway ---------------------------------------------------------------------

@@ -74,6 +74,10 @@ def test_text_says_how_the_tool_fared_and_warns_only_when_it_fell_behind() -> No
         r"(?m)^WARNING\s+the load generator fell behind: it started requests late", late
     )
 
+    the_plan = Plan(URLS, Limits(duration=2.0), Pacing(concurrency=4), 5.0)
+    drawn = render_text(Summary.of(the_plan, times(), recorded(), progress_cpu_seconds=0.02))
+    assert re.search(r"(?m)^load generator\s+CPU 0\.80 s \(progress bar 0\.02 s\), ", drawn)
+
     busy = render_text(summary(Pacing(concurrency=4), times(loop_cpu=1.9), recorded()))
     assert "schedule" not in busy  # the closed loop has none
     assert re.search(r"(?m)^WARNING .*event loop was busy 95% of the run", busy)
@@ -95,5 +99,6 @@ def test_json_carries_the_same_figures() -> None:
     assert generator["schedule"]["lag_seconds"]["count"] == 100
     closed = to_json(summary(Pacing(concurrency=4), times(), Recorder.for_targets(3)))
     assert closed["generator"]["schedule"] is None
+    assert closed["generator"]["progress_cpu_seconds"] is None
     assert closed["generator"]["behind"] is False
     assert closed["latency_seconds"]["p50"] is None

@@ -76,6 +76,10 @@ class LatencyHistogram:
         other.min_ns, other.max_ns = self.min_ns, self.max_ns
         return other
 
+    def _used(self) -> tuple[int, int]:
+        """The first and last bucket anything was recorded in: the rest are zeros."""
+        return bucket_index(self.min_ns), bucket_index(self.max_ns)
+
     def since(self, earlier: LatencyHistogram) -> LatencyHistogram:
         """What was recorded after `earlier`, a copy() of this histogram taken before.
 
@@ -83,14 +87,17 @@ class LatencyHistogram:
         clamped to the whole run's, stand for them.
         """
         window = LatencyHistogram()
-        pairs = zip(self.counts, earlier.counts, strict=True)
-        window.counts = array("Q", (now - then for now, then in pairs))
         window.count = self.count - earlier.count
         window.sum_ns = self.sum_ns - earlier.sum_ns
-        if window.count:
-            used = [index for index, count in enumerate(window.counts) if count]
-            window.min_ns = max(self.min_ns, bucket_bounds(used[0])[0])
-            window.max_ns = min(self.max_ns, bucket_bounds(used[-1])[1])
+        if not window.count:
+            return window
+        first, last = self._used()
+        pairs = zip(self.counts[first : last + 1], earlier.counts[first : last + 1], strict=True)
+        counts = array("Q", (now - then for now, then in pairs))
+        window.counts[first : last + 1] = counts
+        used = [first + offset for offset, count in enumerate(counts) if count]
+        window.min_ns = max(self.min_ns, bucket_bounds(used[0])[0])
+        window.max_ns = min(self.max_ns, bucket_bounds(used[-1])[1])
         return window
 
     def quantiles(self, qs: Iterable[float]) -> dict[float, float]:
@@ -103,7 +110,8 @@ class LatencyHistogram:
         seen = 0
         pending = iter(ranks)
         rank, q = next(pending)
-        for index, count in enumerate(self.counts):
+        first, last = self._used()
+        for index, count in enumerate(self.counts[first : last + 1], start=first):
             if not count:
                 continue
             seen += count

@@ -15,7 +15,7 @@ from example_service.load.runner import LoadRun
 from example_service.load.stats import LatencyFigures
 from example_service.load.summary import format_seconds
 
-REFRESH_SECONDS = 0.25
+REFRESH_SECONDS = 0.5
 # Long enough to hold several refreshes' worth of answers at low rates, short enough for
 # the figures to follow a change of the target's behaviour within a couple of seconds.
 WINDOW_SECONDS = 2.0
@@ -49,6 +49,8 @@ class ProgressDisplay:
         )
         self._task: TaskID = self._progress.add_task("load", total=1.0, status="")
         self._marks: deque[_Mark] = deque()
+        # What drawing has cost the event loop's thread, which the summary reports.
+        self.cpu_seconds = 0.0
 
     def _fraction(self, run: LoadRun) -> float:
         limits, fractions = run.plan.limits, []
@@ -82,8 +84,10 @@ class ProgressDisplay:
         )
 
     def update(self, run: LoadRun) -> None:
+        began = time.thread_time()
         self._progress.update(self._task, completed=self._fraction(run), status=self._status(run))
         self._progress.refresh()
+        self.cpu_seconds += time.thread_time() - began
 
     async def follow(self, run: LoadRun) -> None:
         """Redraw until cancelled; the caller cancels it when the run is over."""

@@ -69,7 +69,7 @@ def execute(options: Options) -> int:
     display = ProgressDisplay(console) if options.progress and console.is_terminal else None
     recorder = Recorder.for_targets(len(plan.urls))
     times = _loop_run(plan, recorder, display)
-    summary = Summary.of(plan, times, recorder)
+    summary = Summary.of(plan, times, recorder, display.cpu_seconds if display else None)
 
     status = 0
     pushed: dict[str, object] | None = None

@@ -47,6 +47,7 @@ class Generator:
     cpu_seconds: float
     loop_busy: float
     schedule: Schedule | None  # None in the closed loop
+    progress_cpu_seconds: float | None  # what the progress bar cost; None without one
 
     def falling_behind(self) -> list[str]:
         """Why the figures measure the client, in words; empty when they do not."""
@@ -78,7 +79,13 @@ class Summary:
     generator: Generator
 
     @classmethod
-    def of(cls, plan: Plan, times: Times, recorder: Recorder) -> Summary:
+    def of(
+        cls,
+        plan: Plan,
+        times: Times,
+        recorder: Recorder,
+        progress_cpu_seconds: float | None = None,
+    ) -> Summary:
         schedule = None
         if times.due is not None:
             schedule = Schedule(
@@ -101,7 +108,7 @@ class Summary:
             codes=dict(sorted(recorder.codes.items())),
             latency=LatencyFigures.of(recorder.latency),
             targets=targets,
-            generator=Generator(times.cpu_seconds, busy, schedule),
+            generator=Generator(times.cpu_seconds, busy, schedule, progress_cpu_seconds),
         )
 
     @property
@@ -182,9 +189,11 @@ def render_text(summary: Summary) -> str:
 
 def _generator_lines(summary: Summary) -> list[str]:
     generator = summary.generator
+    bar = generator.progress_cpu_seconds
     lines = [
-        f"{'load generator':<20}CPU {generator.cpu_seconds:.2f} s, event loop busy "
-        f"{generator.loop_busy:.0%} of the run"
+        f"{'load generator':<20}CPU {generator.cpu_seconds:.2f} s"
+        + ("" if bar is None else f" (progress bar {bar:.2f} s)")
+        + f", event loop busy {generator.loop_busy:.0%} of the run"
     ]
     schedule = generator.schedule
     if schedule is not None:
@@ -255,6 +264,7 @@ def _generator_json(generator: Generator) -> dict[str, Any]:
         "behind": bool(reasons),
         "reasons": reasons,
         "cpu_seconds": generator.cpu_seconds,
+        "progress_cpu_seconds": generator.progress_cpu_seconds,
         "loop_busy_ratio": generator.loop_busy,
         "schedule": None
         if schedule is None
