@@ -9,7 +9,7 @@ PORT ?= 5565
 # Debian packages the suite runs for real, as binary=package.
 SYSTEM_PACKAGES := promtool=prometheus prometheus=prometheus chromium=chromium \
 	prometheus-alertmanager=prometheus-alertmanager amtool=prometheus-alertmanager \
-	prometheus-pushgateway=prometheus-pushgateway docker-compose=docker-compose
+	prometheus-pushgateway=prometheus-pushgateway docker-compose=docker-compose wrk=wrk
 
 .PHONY: run test lint typecheck unit bench stack clean system-packages prometheusrules chart
 
