@@ -32,6 +32,16 @@ Assignment = tuple[int, int] | None
 TIMER_RESOLUTION = 1000  # per second
 
 
+def _timer(ns: int) -> float:
+    """A wait of ns nanoseconds as a loop timer's seconds, rounded up to its resolution.
+
+    Event loops time in whole milliseconds (uvloop rounds down): a shorter wait would wake
+    at once and spin until the due time, so the pacer wakes up to 1 ms late instead, which
+    counts in the request's latency and in the tool's lag.
+    """
+    return math.ceil(ns * TIMER_RESOLUTION / 1e9) / TIMER_RESOLUTION
+
+
 class StopReason(StrEnum):
     COUNT = "count"
     DURATION = "duration"
@@ -172,22 +182,30 @@ class LoadRun:
             self._pacer_wait.set_result(None)
 
     async def _pace(self, rate: float) -> None:
-        """Hand request i to an idle worker at start + i/rate, or as soon as one is free."""
+        """Hand request i to an idle worker at start + i/rate, or as soon as one is free.
+
+        Every request due before the run's duration ends is sent, however late the tool
+        wakes; only a target holding every connection until the end leaves some unsent.
+        """
         interval_ns = 1e9 / rate
-        duration = self.plan.limits.duration
+        count, duration = self.plan.limits.count, self.plan.limits.duration
+        end_ns = None if duration is None else self._start_ns + round(duration * 1e9)
         issued, waited = 0, False
         slot_freed_ns = 0  # when the pacer last got a worker after waiting for one
-        while not self._limit_reached(issued):
-            remaining = None if duration is None else max(0.0, duration - self.elapsed)
+        while self.stopped_by is None:
+            if count is not None and issued >= count:
+                self._stop(StopReason.COUNT)
+                break
             due_ns = self._start_ns + round(issued * interval_ns)
-            early = (due_ns - time.perf_counter_ns()) / 1e9
-            if early > 0:
-                # Woken at the due time, or at the end of the run's duration if sooner.
-                # Event loops time in whole milliseconds (uvloop rounds down): a shorter
-                # wait would wake at once and spin, so it is rounded up, and the request
-                # starts up to 1 ms late (counted in its latency and in the lag).
-                early = math.ceil(early * TIMER_RESOLUTION) / TIMER_RESOLUTION
-                await self._wait(early if remaining is None else min(early, remaining))
+            now_ns = time.perf_counter_ns()
+            if end_ns is not None and (due_ns >= end_ns or (not self._idle and now_ns >= end_ns)):
+                if now_ns < end_ns:  # nothing more is due: the run ends on time all the same
+                    await self._wait(_timer(end_ns - now_ns))
+                    continue
+                self._stop(StopReason.DURATION)
+                break
+            if due_ns > now_ns:
+                await self._wait(_timer(due_ns - now_ns))
             elif not self._idle:
                 # Every connection is busy: the target holds them all. This request's
                 # latency runs from its due time, so the wait counts against the target.
@@ -195,7 +213,7 @@ class LoadRun:
                     self.recorder.waited_for_slot += 1
                     waited = True
                 self._waiting_for_slot = True
-                await self._wait(remaining)
+                await self._wait(None if end_ns is None else _timer(end_ns - now_ns))
                 self._waiting_for_slot = False
                 slot_freed_ns = time.perf_counter_ns()
             else:
