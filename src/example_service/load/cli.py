@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
         "--rate",
         type=float,
         metavar="REQ_PER_S",
-        help="start this many requests per second, whether or not earlier ones have answered",
+        help="start this many requests per second, whether or not earlier ones have "
+        "answered; latency counts from each request's scheduled start",
     )
     pacing.add_argument(
         "--concurrency",
@@ -76,8 +77,9 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=DEFAULT_MAX_IN_FLIGHT,
         metavar="N",
-        help="with --rate, the most requests waiting for an answer at once; the rate falls "
-        f"short rather than exceed it (default: %(default)s, at most {MAX_IN_FLIGHT})",
+        help="with --rate, the most requests waiting for an answer at once (one connection "
+        "each); past it a due request waits for one, the wait counts in its latency and "
+        f"the rate may fall short (default: %(default)s, at most {MAX_IN_FLIGHT})",
     )
     parser.add_argument(
         "--timeout",
