@@ -6,8 +6,8 @@ wrk in the same run. A candidate reports its process's CPU time (every thread) o
 loop; wrk's is read from the kernel. Figures, not a test: the choice in docs/load.md was
 made from them.
 
-    .venv/bin/python bench/load_clients.py                 # 3 rounds of 5 s, 32 connections
-    .venv/bin/python bench/load_clients.py --rounds 5 --clients aiohttp,pyreqwest
+    .venv/bin/python -m bench.load_clients                 # 3 rounds of 5 s, 32 connections
+    .venv/bin/python -m bench.load_clients --rounds 5 --clients load-command,pyreqwest
 
 Needs wrk (Debian: apt-get install wrk) and the candidates: pip install aiohttp pyreqwest
 httpx-aiohttp.
@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -27,7 +26,12 @@ import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-HERE = Path(__file__).resolve()
+from bench.cli import scratch_dir
+from bench.sampling import children_cpu_seconds
+from bench.servers import free_port, start_server, stop_server
+from bench.targets import LOOPBACK, RunSpec, service_target
+from bench.wrk import WRK_REPORT, Wrk
+
 SERVICE = Path(sys.executable).with_name("example-service")
 
 Fetch = Callable[[], Awaitable[int]]
@@ -191,30 +195,33 @@ def child(name: str, url: str, connections: int, duration: float) -> None:
     print(json.dumps({"ok": ok, "cpu": cpu}))
 
 
-def timed(command: list[str]) -> tuple[str, float]:
-    """stdout and CPU seconds (user + system, every thread) of a command."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(process.pid, 0)
-    assert process.stdout is not None
-    out = process.stdout.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"{command[0]} failed: {out}")
-    return out, usage.ru_utime + usage.ru_stime
+def client_run(name: str, url: str, args: argparse.Namespace) -> tuple[int, float]:
+    """Answers and CPU seconds of one candidate's run, in a process of its own."""
+    command = [
+        sys.executable, "-m", "bench.load_clients", "--child", name, "--url", url,
+        "--connections", str(args.connections), "--duration", str(args.duration),
+    ]  # fmt: skip
+    out = subprocess.run(command, capture_output=True, text=True, check=True, timeout=120).stdout
+    figures = json.loads(out.splitlines()[-1])
+    return figures["ok"], figures["cpu"]
 
 
-def wrk_requests(out: str) -> int:
-    match = re.search(r"(\d+) requests in", out)
-    if match is None:
-        raise SystemExit(f"unexpected wrk output: {out}")
-    return int(match.group(1))
+def wrk_run(url: str, script: Path, args: argparse.Namespace) -> tuple[int, float]:
+    """Answers and CPU seconds of one wrk run (one thread, on any of this process's CPUs)."""
+    cpus = sorted(os.sched_getaffinity(0))
+    wrk = Wrk(url, cpus, script, args.connections, 1, args.duration, 10)
+    before = children_cpu_seconds()
+    result = wrk.run()
+    return result.requests - result.error_count, children_cpu_seconds() - before
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--clients", default=",".join(CLIENTS))
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--service", type=Path, default=SERVICE)
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -222,50 +229,28 @@ def main() -> int:
         child(args.child, args.url, args.connections, args.duration)
         return 0
 
-    sys.path.insert(0, str(HERE.parents[1] / "tests"))
-    from support.ports import free_port
-    from support.waiting import wait_for
-
-    port = free_port()
-    url = f"http://127.0.0.1:{port}/abc"
-    server = subprocess.Popen(
-        [str(SERVICE), "--host", "127.0.0.1", "--port", str(port), "--access-log", "off",
-         "--drain-delay", "0"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )  # fmt: skip
     names = ["wrk", *args.clients.split(",")]
     results: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
-    try:
-        import httpx
-
-        def ready() -> bool:
-            try:
-                return httpx.get(f"http://127.0.0.1:{port}/readyz").status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for(ready, 30, "the service to be ready")
-        for round_number in range(args.rounds):
-            for name in names:
-                if name == "wrk":
-                    command = ["wrk", "-t1", f"-c{args.connections}", f"-d{args.duration}s", url]
-                    out, cpu = timed(command)
-                    count = wrk_requests(out)
-                else:
-                    command = [sys.executable, str(HERE), "--child", name, "--url", url,
-                               "--connections", str(args.connections),
-                               "--duration", str(args.duration)]  # fmt: skip
-                    out, _ = timed(command)
-                    figures = json.loads(out.splitlines()[-1])
-                    count, cpu = figures["ok"], figures["cpu"]
-                rate = count / args.duration
-                results[name].append((rate, cpu / count * 1e6))
-                print(f"round {round_number + 1} {name:<14} {rate:9.0f} req/s "
-                      f"{cpu / count * 1e6:7.1f} us CPU/req", flush=True)  # fmt: skip
-    finally:
-        server.terminate()
-        server.wait(30)
+    with scratch_dir() as tmp:
+        script = tmp / "report.lua"
+        script.write_text(WRK_REPORT)
+        spec = RunSpec(port=free_port(), cores=os.cpu_count() or 1, num=None, service=args.service)
+        cpus = sorted(os.sched_getaffinity(0))
+        server = start_server(service_target("example-service"), spec, cpus, tmp, 30.0)
+        url = f"http://{LOOPBACK}:{spec.port}/abc"
+        try:
+            for round_number in range(args.rounds):
+                for name in names:
+                    if name == "wrk":
+                        count, cpu = wrk_run(url, script, args)
+                    else:
+                        count, cpu = client_run(name, url, args)
+                    rate = count / args.duration
+                    results[name].append((rate, cpu / count * 1e6))
+                    print(f"round {round_number + 1} {name:<14} {rate:9.0f} req/s "
+                          f"{cpu / count * 1e6:7.1f} us CPU/req", flush=True)  # fmt: skip
+        finally:
+            stop_server(server)
 
     wrk_rate = statistics.median(rate for rate, _ in results["wrk"])
     print(
