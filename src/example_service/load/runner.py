@@ -1,7 +1,7 @@
 """The request loop: paced (open loop) or with a fixed number of workers (closed loop).
 
 Either way a fixed set of worker tasks sends the requests, one per connection the plan
-allows, so nothing is created per request but the request itself. In the open loop a
+allows: no task is created per request, only the futures that carry it. In the open loop a
 pacer hands request i to an idle worker at its scheduled time, start + i/rate, and the
 request's latency is counted from that time, not from when it was sent: when no worker is
 free (the target is slow) or the pacer wakes late (the tool is busy), the wait is part of
@@ -119,12 +119,13 @@ class LoadRun:
             self._stop_ns = time.perf_counter_ns()
         self._wake_pacer()
 
-    def _limit_reached(self, issued: int) -> bool:
-        """Whether the run must stop starting requests; records why the first time."""
+    def _limit_reached(self) -> bool:
+        """Whether the closed loop must stop starting requests; records why the first time.
+        (The open loop's pacer stops on its schedule instead.)"""
         if self.stopped_by is not None:
             return True
         limits = self.plan.limits
-        if limits.count is not None and issued >= limits.count:
+        if limits.count is not None and self.recorder.sent >= limits.count:
             self._stop(StopReason.COUNT)
         elif limits.duration is not None and self.elapsed >= limits.duration:
             self._stop(StopReason.DURATION)
@@ -150,7 +151,7 @@ class LoadRun:
             recorder.answered(target, result, time.perf_counter_ns() - began_ns)
 
     async def _closed_worker(self, send: Send) -> None:
-        while not self._limit_reached(self.recorder.sent):
+        while not self._limit_reached():
             await self._request(send, self._target(), time.perf_counter_ns())
 
     async def _open_worker(self, send: Send) -> None:
