@@ -32,6 +32,7 @@ class _Connection(asyncio.Protocol):
     def __init__(self) -> None:
         self.parser = HttpResponseParser(self)
         self.answer: asyncio.Future[int | Outcome] | None = None
+        self.deadline: asyncio.TimerHandle | None = None
         self.open = True
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -55,15 +56,30 @@ class _Connection(asyncio.Protocol):
         self._answer(Outcome.CONNECTION_ERROR)
 
     def _answer(self, result: int | Outcome) -> None:
+        if self.deadline is not None:
+            self.deadline.cancel()
+            self.deadline = None
         if self.answer is not None and not self.answer.done():
             self.answer.set_result(result)
+
+    def _expire(self) -> None:
+        # The answer is late: what may still arrive on this connection is not the next's.
+        self._answer(Outcome.TIMEOUT)
+        self.close()
 
     def close(self) -> None:
         self.open = False
         self.transport.close()
 
-    def request(self, head: bytes) -> asyncio.Future[int | Outcome]:
-        self.answer = answer = asyncio.get_running_loop().create_future()
+    def request(self, head: bytes, deadline: float) -> asyncio.Future[int | Outcome]:
+        """Send head; the future is the answer's status, or TIMEOUT at deadline (loop time).
+
+        One timer per request rather than asyncio.timeout(), which cost about 20 µs of CPU
+        per request, half the client's whole cost.
+        """
+        loop = asyncio.get_running_loop()
+        self.answer = answer = loop.create_future()
+        self.deadline = loop.call_at(deadline, self._expire)
         self.transport.write(head)
         return answer
 
@@ -115,7 +131,14 @@ class HttpClient:
         self._all.add(connection)
         return connection
 
-    async def _exchange(self, target: _Target) -> int | Outcome:
+    async def send(self, index: int) -> int | Outcome:
+        """The status code of the answer (its body read whole), or how the request failed.
+
+        --timeout bounds it all, from connecting (when no idle connection is left) to the
+        last byte of the answer.
+        """
+        target = self._targets[index]
+        deadline = asyncio.get_running_loop().time() + self._timeout
         idle = target.idle
         while idle:
             connection = idle.pop()
@@ -124,11 +147,14 @@ class HttpClient:
             self._all.discard(connection)
         else:
             try:
-                connection = await self._connect(target)
+                async with asyncio.timeout_at(deadline):
+                    connection = await self._connect(target)
+            except TimeoutError:
+                return Outcome.TIMEOUT
             except OSError:  # refused, unreachable, reset, TLS failure
                 return Outcome.CONNECTION_ERROR
         try:
-            result = await connection.request(target.head)
+            result = await connection.request(target.head, deadline)
         except BaseException:  # cancelled mid-answer: the connection's state is unknown
             connection.close()
             self._all.discard(connection)
@@ -138,11 +164,3 @@ class HttpClient:
         else:
             self._all.discard(connection)
         return result
-
-    async def send(self, target: int) -> int | Outcome:
-        """The status code of the answer (its body read whole), or how the request failed."""
-        try:
-            async with asyncio.timeout(self._timeout):  # connection to last byte
-                return await self._exchange(self._targets[target])
-        except TimeoutError:
-            return Outcome.TIMEOUT
