@@ -230,6 +230,8 @@ class LoadRun:
         rate, limits = self.plan.pacing.rate, self.plan.limits
         if rate is None:
             return None
+        if self.stopped_by is StopReason.COUNT and limits.count is not None:
+            return limits.count  # all of them, each sent when due
         sending = (self._stop_ns - self._start_ns) / 1e9
         if limits.duration is not None:
             sending = min(sending, limits.duration)
