@@ -15,55 +15,40 @@ from example_service.workload import DeadlineExceeded, Workload, WorkloadUnavail
 
 log = logging.getLogger(__name__)
 
-# The lab's replies, to the character (SPEC.md section 1).
+# The lab's replies, to the character (docs/contract.md, "The endpoint").
 REPLY_WITH_NUM = b"there is env NUM. Computation succeeded\n"
 REPLY_WITHOUT_NUM = b"there is no env NUM. Computation succeeded\n"
 
 
 INJECTED_FAULT = Response(500, b"injected fault (FAULT_ERROR_RATIO is set)\n")
-UNAVAILABLE = Response(503, b"worker processes unavailable, retry shortly\n")
 
 
-class Abc:
-    """GET /abc: computes fib(NUM), or the lab's fib(10) when NUM is unset."""
+class ComputeFibonacci:
+    """GET /abc: computes the workload's fib(n) and answers with the lab's reply, which says
+    whether NUM is set."""
 
-    def __init__(
-        self,
-        *,
-        num: int | None,
-        n: int,
-        workload: Workload,
-        timeout: float,
-        faults: Faults,
-    ) -> None:
-        self._n = n
-        self._inline = workload.runs_inline(n)
-        self._ok = Response(200, REPLY_WITHOUT_NUM if num is None else REPLY_WITH_NUM)
+    def __init__(self, *, workload: Workload, num_set: bool, faults: Faults) -> None:
         self._workload = workload
-        self._faults = faults
-        self._deadline_reply = Response(
-            503, f"computation of fib({n}) exceeded the {timeout:g} s request deadline\n".encode()
-        )
+        self._ok = Response(200, REPLY_WITH_NUM if num_set else REPLY_WITHOUT_NUM)
+        self._faults = faults if faults.enabled else None
 
     async def __call__(self, scope: Scope) -> Response:
-        # The lab's fib(10) is computed right here: an await per request costs more than it.
-        if self._inline and not self._faults.enabled:
-            self._workload.compute_inline(self._n)
-            return self._ok
-        return await self._respond()
-
-    async def _respond(self) -> Response:
-        if self._faults.enabled:
+        if self._faults is not None:
             await self._faults.delay()
             if self._faults.should_fail():
                 return INJECTED_FAULT
+        workload = self._workload
+        if workload.inline:
+            # Right here, without an await: for the lab's fib(10) an await costs more than it.
+            workload.compute_inline()
+            return self._ok
         try:
-            await self._workload.compute(self._n)
-        except DeadlineExceeded:
-            log.warning("request deadline exceeded", extra={"n": self._n})
-            return self._deadline_reply
-        except WorkloadUnavailable:
-            return UNAVAILABLE
+            await workload.compute()
+        except DeadlineExceeded as error:
+            log.warning("request deadline exceeded", extra={"n": error.n})
+            return Response(503, f"{error}\n".encode())
+        except WorkloadUnavailable as error:
+            return Response(503, f"{error}\n".encode())
         return self._ok
 
 

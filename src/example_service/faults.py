@@ -11,21 +11,21 @@ import random
 import re
 from dataclasses import dataclass
 
-_LATENCY = re.compile(r"([0-9]+)(?:-([0-9]+))?")
+_DELAY_RANGE = re.compile(r"([0-9]+)(?:-([0-9]+))?")
 MAX_LATENCY_MS = 600_000
 
 
 @dataclass(frozen=True)
-class Latency:
+class DelayRange:
     """Added delay in milliseconds: fixed (low == high) or uniform within [low, high]."""
 
     low: int = 0
     high: int = 0
 
     @classmethod
-    def parse(cls, text: str) -> Latency:
+    def parse(cls, text: str) -> DelayRange:
         """ "250" is a fixed 250 ms; "100-900" a uniform draw between 100 and 900 ms."""
-        match = _LATENCY.fullmatch(text)
+        match = _DELAY_RANGE.fullmatch(text)
         if match is None:
             raise ValueError
         low = int(match.group(1))
@@ -41,7 +41,7 @@ class Latency:
 @dataclass(frozen=True)
 class Faults:
     error_ratio: float = 0.0
-    latency: Latency = Latency()
+    latency: DelayRange = DelayRange()
 
     @property
     def enabled(self) -> bool:

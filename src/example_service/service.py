@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import logging
-import math
-import os
 from dataclasses import asdict
 
 from example_service import __version__
 from example_service.access_log import AccessLog
 from example_service.app import App, Observer
-from example_service.endpoints import Abc, Info, Readyz, healthz
+from example_service.endpoints import ComputeFibonacci, Info, Readyz, healthz
 from example_service.faults import Faults
 from example_service.lifecycle import Lifecycle, Phase
 from example_service.metrics.container import CgroupReader, ContainerCollector
@@ -22,22 +20,9 @@ from example_service.metrics.in_flight import InFlightCollector
 from example_service.metrics.readings import ReadingsCollector
 from example_service.metrics.registry import LabMetrics, build_registry
 from example_service.settings import Settings
-from example_service.workload import Workload
+from example_service.workload import Workload, default_workers
 
 log = logging.getLogger(__name__)
-
-
-def default_workers(cgroup: CgroupReader) -> int:
-    """The CPUs the container may use: its CPU quota rounded up, else the CPUs it may run on.
-
-    A pod limited to 1.5 cores gets 2 workers: the quota is enforced over each period, and a
-    second worker uses the half core that a single one would leave idle.
-    """
-    affinity = len(os.sched_getaffinity(0))
-    quota = cgroup.cpu_limit_cores()
-    if quota is None:
-        return affinity
-    return max(1, min(affinity, math.ceil(quota)))
 
 
 class Service:
@@ -54,7 +39,9 @@ class Service:
         )
         registry.register(ReadingsCollector(hardware, ContainerCollector(cgroup=cgroup)))
         self.workload = Workload(
-            settings.workers or default_workers(cgroup), settings.request_timeout
+            settings.fib_n,
+            settings.workers or default_workers(cgroup.cpu_limit_cores()),
+            settings.request_timeout,
         )
         faults = Faults(settings.fault_error_ratio, settings.fault_latency)
         if faults.enabled:
@@ -76,12 +63,8 @@ class Service:
         self.app = App(
             {
                 "/abc": {
-                    "GET": Abc(
-                        num=settings.num,
-                        n=settings.fib_n,
-                        workload=self.workload,
-                        timeout=settings.request_timeout,
-                        faults=faults,
+                    "GET": ComputeFibonacci(
+                        workload=self.workload, num_set=settings.num is not None, faults=faults
                     )
                 },
                 "/metrics": {"GET": MetricsEndpoint(registry)},

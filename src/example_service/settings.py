@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from example_service.faults import MAX_LATENCY_MS, Latency
+from example_service.faults import MAX_LATENCY_MS, DelayRange
 
 # Measured here: fib(35) takes 0.53 s of one core and fib(36) 0.84 s. 35 keeps one request
 # under about a second with room for a slower node. NUM_MAX raises it deliberately.
@@ -139,7 +139,7 @@ HOST = Parser(_host, "an IPv4 or IPv6 address, or localhost")
 LOG_LEVEL = Parser(_log_level, "one of " + ", ".join(LOG_LEVELS))
 RATIO = Parser(_ratio, "a number from 0 to 1")
 DIRECTORY = Parser(_directory, "a directory path")
-LATENCY = Parser(Latency.parse, f"milliseconds N or a range MIN-MAX, up to {MAX_LATENCY_MS}")
+LATENCY = Parser(DelayRange.parse, f"milliseconds N or a range MIN-MAX, up to {MAX_LATENCY_MS}")
 
 
 @dataclass(frozen=True)
@@ -238,8 +238,8 @@ class Settings:
         RATIO,
         "share of /abc requests answered 500 on purpose (fault injection; never in production)",
     )
-    fault_latency: Latency = setting(
-        Latency(),
+    fault_latency: DelayRange = setting(
+        DelayRange(),
         LATENCY,
         "delay added to every /abc request, fixed or drawn uniformly (fault injection)",
         name="fault_latency_ms",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import ctypes
 import logging
+import math
 import multiprocessing
 import os
 import signal
@@ -30,22 +31,44 @@ PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def fib(n: int) -> int:
-    """The naive recursion on purpose: it exists to cost CPU (SPEC.md section 1)."""
+    """The naive recursion on purpose: it exists to cost CPU (docs/contract.md, "The endpoint")."""
     if n <= 2:
         return 1
     return fib(n - 1) + fib(n - 2)
 
 
+def default_workers(cpu_quota: float | None) -> int:
+    """The CPUs the container may use: the smaller of its CPU quota rounded up (None when it
+    has none) and the CPUs this process may run on.
+
+    A pod limited to 1.5 cores gets 2 workers: the quota is enforced over each period, and a
+    second worker uses the half core that a single one would leave idle.
+    """
+    affinity = len(os.sched_getaffinity(0))
+    if cpu_quota is None:
+        return affinity
+    return max(1, min(affinity, math.ceil(cpu_quota)))
+
+
 class DeadlineExceeded(Exception):
     """The computation did not finish before the request's deadline."""
+
+    def __init__(self, n: int, timeout: float) -> None:
+        super().__init__(f"computation of fib({n}) exceeded the {timeout:g} s request deadline")
+        self.n = n
 
 
 class WorkloadUnavailable(Exception):
     """The worker processes are gone (killed from outside, out of memory)."""
 
+    def __init__(self) -> None:
+        super().__init__("worker processes unavailable, retry shortly")
 
-def _raise_deadline(signum: int, frame: FrameType | None) -> None:
-    raise DeadlineExceeded
+
+def _raise_timeout(signum: int, frame: FrameType | None) -> None:
+    # A built-in exception: it crosses back from the worker as itself, where one of ours with
+    # arguments would not survive pickling.
+    raise TimeoutError
 
 
 def _die_with_parent(parent: int) -> None:
@@ -64,14 +87,14 @@ def _init_worker(parent: int) -> None:
     # The worker ignores the signals meant for the service: shutdown is the parent's to run.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGALRM, _raise_deadline)
+    signal.signal(signal.SIGALRM, _raise_timeout)
 
 
 def _fib_until(n: int, deadline: float) -> int:
     """Runs in a worker: CLOCK_MONOTONIC is shared by every process of the machine."""
     remaining = deadline - time.monotonic()
     if remaining <= 0:
-        raise DeadlineExceeded
+        raise TimeoutError
     signal.setitimer(signal.ITIMER_REAL, remaining)
     try:
         return fib(n)
@@ -80,11 +103,14 @@ def _fib_until(n: int, deadline: float) -> int:
 
 
 class Workload:
-    """Computes fib(n) within a deadline, inline or in a pool of worker processes."""
+    """Computes fib(n) for one n within a deadline, inline or in a pool of worker processes."""
 
-    def __init__(self, workers: int, timeout: float) -> None:
+    def __init__(self, n: int, workers: int, timeout: float) -> None:
+        self._n = n
         self._workers = workers
         self._timeout = timeout
+        # Decided once: n is the same for every request.
+        self.inline = n <= INLINE_MAX
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
 
@@ -106,26 +132,21 @@ class Workload:
             )
         return self._pool
 
-    @staticmethod
-    def runs_inline(n: int) -> bool:
-        """Whether fib(n) is cheap enough to compute on the event loop (see INLINE_MAX)."""
-        return n <= INLINE_MAX
+    def compute_inline(self) -> int:
+        """fib(n) on the event loop, for a workload whose n runs inline (see INLINE_MAX)."""
+        return fib(self._n)
 
-    def compute_inline(self, n: int) -> int:
-        return fib(n)
-
-    async def compute(self, n: int) -> int:
-        if self.runs_inline(n):
-            return fib(n)
+    async def compute(self) -> int:
+        """fib(n) in a worker process, for a workload whose n does not run inline."""
         deadline = time.monotonic() + self._timeout
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(self._executor(), _fib_until, n, deadline)
+            future = loop.run_in_executor(self._executor(), _fib_until, self._n, deadline)
             # The worker's own timer fires first; this outer bound only covers a worker that
             # cannot run its signal handler.
             return await asyncio.wait_for(future, self._timeout + 1.0)
         except TimeoutError:
-            raise DeadlineExceeded from None
+            raise DeadlineExceeded(self._n, self._timeout) from None
         except BrokenProcessPool:
             if not self._closed:
                 log.exception("worker pool broke; starting a new one")

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
-from example_service.workload import INLINE_MAX, DeadlineExceeded, Workload
+from example_service.workload import INLINE_MAX, Workload
 
 MakeWorkload = Callable[..., Workload]
 # Just above the inline bound: a worker's, and done in milliseconds.
@@ -54,21 +54,31 @@ async def first_worker(started: NewChildren) -> int:
     return started.one()
 
 
+async def next_worker(started: NewChildren, replaced: int) -> int:
+    """Wait until a worker other than replaced has started: the new pool's."""
+    await until(
+        lambda: any(p.pid != replaced for p in started()), f"a worker to replace {replaced}"
+    )
+    [worker] = [p.pid for p in started() if p.pid != replaced]
+    assert worker is not None
+    return worker
+
+
+async def until_idle(pid: int) -> None:
+    """Wait until the worker has stopped using CPU: a tenth of a second without gaining any."""
+
+    async def idle() -> bool:
+        before = cpu_seconds(pid)
+        await asyncio.sleep(0.1)
+        return cpu_seconds(pid) - before < 0.01
+
+    deadline = time.monotonic() + 10
+    while not await idle():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"worker {pid} still computing after 10 s")
+
+
 async def until_computing(pid: int) -> None:
     """Wait until the worker has taken a computation up: it has used a tenth of a second."""
     idle = cpu_seconds(pid)
     await until(lambda: cpu_seconds(pid) > idle + 0.1, f"worker {pid} to be computing")
-
-
-async def start_worker(workload: Workload) -> None:
-    """Start the pool and wait until its worker answers: a worker's start-up (about half a
-    second here) counts against the first computation's deadline."""
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            await workload.compute(SMALL)
-        except DeadlineExceeded:
-            if time.monotonic() > deadline:
-                raise
-        else:
-            return

@@ -26,12 +26,12 @@ from example_service.endpoints import (
     JSON,
     REPLY_WITH_NUM,
     REPLY_WITHOUT_NUM,
-    Abc,
+    ComputeFibonacci,
     Info,
     Readyz,
     healthz,
 )
-from example_service.faults import Faults, Latency
+from example_service.faults import DelayRange, Faults
 from example_service.identity import build_identity
 from example_service.lifecycle import Lifecycle, Phase
 from example_service.metrics.container import CgroupReader
@@ -64,24 +64,24 @@ def test_readyz_follows_the_lifecycle_phase() -> None:
     assert replies == [(200, b"ready\n"), (503, b"not ready: draining\n")]
 
 
-def make_abc(
+def make_handler(
     make_workload: MakeWorkload,
     *,
-    num: int | None = None,
+    num_set: bool = False,
     n: int = 10,
     timeout: float = 10.0,
     faults: Faults = NO_FAULTS,
-) -> Abc:
-    workload = make_workload(workers=1, timeout=timeout)
-    return Abc(num=num, n=n, workload=workload, timeout=timeout, faults=faults)
+) -> ComputeFibonacci:
+    workload = make_workload(n, workers=1, timeout=timeout)
+    return ComputeFibonacci(workload=workload, num_set=num_set, faults=faults)
 
 
-@pytest.mark.parametrize(("num", "body"), [(None, REPLY_WITHOUT_NUM), (12, REPLY_WITH_NUM)])
+@pytest.mark.parametrize(("num_set", "body"), [(False, REPLY_WITHOUT_NUM), (True, REPLY_WITH_NUM)])
 def test_abc_says_whether_num_is_set(
-    make_workload: MakeWorkload, num: int | None, body: bytes
+    make_workload: MakeWorkload, num_set: bool, body: bytes
 ) -> None:
     started = NewChildren()
-    response = answer(make_abc(make_workload, num=num, n=10))
+    response = answer(make_handler(make_workload, num_set=num_set, n=10))
     assert (response.status, response.body, response.content_type) == (200, body, TEXT)
     # fib(10) is computed inline: no worker process for the lab's default.
     assert started() == []
@@ -89,7 +89,7 @@ def test_abc_says_whether_num_is_set(
 
 def test_abc_computes_a_larger_n_in_a_worker(make_workload: MakeWorkload) -> None:
     started = NewChildren()
-    response = answer(make_abc(make_workload, num=SMALL, n=SMALL))
+    response = answer(make_handler(make_workload, num_set=True, n=SMALL))
     assert (response.status, response.body) == (200, REPLY_WITH_NUM)
     assert len(started()) == 1
 
@@ -97,7 +97,7 @@ def test_abc_computes_a_larger_n_in_a_worker(make_workload: MakeWorkload) -> Non
 def test_abc_past_its_deadline_is_503_and_says_why(
     make_workload: MakeWorkload, caplog: pytest.LogCaptureFixture
 ) -> None:
-    response = answer(make_abc(make_workload, num=RUNAWAY, n=RUNAWAY, timeout=0.2))
+    response = answer(make_handler(make_workload, num_set=True, n=RUNAWAY, timeout=0.2))
     assert (response.status, response.content_type) == (503, TEXT)
     assert response.body == b"computation of fib(40) exceeded the 0.2 s request deadline\n"
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -106,7 +106,7 @@ def test_abc_past_its_deadline_is_503_and_says_why(
 
 def test_abc_without_its_worker_is_503(make_workload: MakeWorkload) -> None:
     started = NewChildren()
-    handler = make_abc(make_workload, num=RUNAWAY, n=RUNAWAY)
+    handler = make_handler(make_workload, num_set=True, n=RUNAWAY)
 
     async def killed_mid_computation() -> Response:
         answering = asyncio.create_task(handler(request()))
@@ -125,7 +125,7 @@ def test_abc_without_its_worker_is_503(make_workload: MakeWorkload) -> None:
 def test_an_injected_error_answers_500_without_computing(make_workload: MakeWorkload) -> None:
     started = NewChildren()
     start = time.monotonic()
-    response = answer(make_abc(make_workload, n=RUNAWAY, faults=Faults(error_ratio=1.0)))
+    response = answer(make_handler(make_workload, n=RUNAWAY, faults=Faults(error_ratio=1.0)))
     assert response == INJECTED_FAULT
     assert (response.status, response.body) == (500, b"injected fault (FAULT_ERROR_RATIO is set)\n")
     assert time.monotonic() - start < 5
@@ -133,7 +133,7 @@ def test_an_injected_error_answers_500_without_computing(make_workload: MakeWork
 
 
 def test_an_injected_latency_delays_the_reply(make_workload: MakeWorkload) -> None:
-    handler = make_abc(make_workload, n=10, faults=Faults(latency=Latency(50, 50)))
+    handler = make_handler(make_workload, n=10, faults=Faults(latency=DelayRange(50, 50)))
     start = time.monotonic()
     response = answer(handler)
     assert time.monotonic() - start >= 0.05

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from example_service.faults import MAX_LATENCY_MS, Faults, Latency
+from example_service.faults import MAX_LATENCY_MS, DelayRange, Faults
 
 
 @pytest.mark.parametrize(
@@ -21,7 +21,7 @@ from example_service.faults import MAX_LATENCY_MS, Faults, Latency
     ],
 )
 def test_latency_parses_a_fixed_delay_or_a_range(text: str, low: int, high: int) -> None:
-    assert Latency.parse(text) == Latency(low, high)
+    assert DelayRange.parse(text) == DelayRange(low, high)
 
 
 @pytest.mark.parametrize(
@@ -43,27 +43,27 @@ def test_latency_parses_a_fixed_delay_or_a_range(text: str, low: int, high: int)
 )
 def test_latency_rejects(text: str) -> None:
     with pytest.raises(ValueError):
-        Latency.parse(text)
+        DelayRange.parse(text)
 
 
 @pytest.mark.parametrize(("text", "shown"), [("250", "250"), ("100-900", "100-900"), ("7-7", "7")])
 def test_latency_prints_as_it_parses(text: str, shown: str) -> None:
-    assert str(Latency.parse(text)) == shown
-    assert Latency.parse(shown) == Latency.parse(text)
+    assert str(DelayRange.parse(text)) == shown
+    assert DelayRange.parse(shown) == DelayRange.parse(text)
 
 
 @pytest.mark.parametrize(
     ("error_ratio", "latency", "enabled"),
     [
-        (0.0, Latency(), False),
-        (0.0, Latency(0, 0), False),
-        (0.01, Latency(), True),
-        (0.0, Latency(0, 1), True),
-        (0.0, Latency(50, 50), True),
+        (0.0, DelayRange(), False),
+        (0.0, DelayRange(0, 0), False),
+        (0.01, DelayRange(), True),
+        (0.0, DelayRange(0, 1), True),
+        (0.0, DelayRange(50, 50), True),
     ],
 )
 def test_enabled_when_either_fault_is_set(
-    error_ratio: float, latency: Latency, enabled: bool
+    error_ratio: float, latency: DelayRange, enabled: bool
 ) -> None:
     assert Faults(error_ratio, latency).enabled is enabled
 
@@ -115,12 +115,12 @@ def test_no_delay_without_latency(sleeps: Sleeps) -> None:
 
 
 def test_a_fixed_latency_always_waits_that_long(sleeps: Sleeps) -> None:
-    asyncio.run(delays(Faults(latency=Latency(250, 250)), 10))
+    asyncio.run(delays(Faults(latency=DelayRange(250, 250)), 10))
     assert sleeps.seconds == [0.25] * 10
 
 
 def test_a_latency_range_is_drawn_across_the_range(sleeps: Sleeps) -> None:
-    asyncio.run(delays(Faults(latency=Latency(100, 900)), 2000))
+    asyncio.run(delays(Faults(latency=DelayRange(100, 900)), 2000))
     assert all(0.1 <= seconds <= 0.9 for seconds in sleeps.seconds)
     # Uniform: both tenths at the ends of the range are reached.
     assert min(sleeps.seconds) < 0.18
@@ -129,5 +129,5 @@ def test_a_latency_range_is_drawn_across_the_range(sleeps: Sleeps) -> None:
 
 def test_the_delay_really_waits() -> None:
     start = time.monotonic()
-    asyncio.run(Faults(latency=Latency(30, 30)).delay())
+    asyncio.run(Faults(latency=DelayRange(30, 30)).delay())
     assert time.monotonic() - start >= 0.03

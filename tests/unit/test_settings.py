@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from example_service.faults import Latency
+from example_service.faults import DelayRange
 from example_service.settings import (
     ENVIRONMENT_VARIABLES,
     SETTINGS,
@@ -109,7 +109,7 @@ def test_every_flag_reaches_its_field() -> None:
     add_arguments(parser)
     flags = vars(parser.parse_args(["--fault-latency-ms", "5-9", "--num-max", "40"]))
     settings = parse_settings(flags, {})
-    assert (settings.fault_latency, settings.num_max) == (Latency(5, 9), 40)
+    assert (settings.fault_latency, settings.num_max) == (DelayRange(5, 9), 40)
     for item in SETTINGS:
         with pytest.raises(ConfigError) as caught:
             parse_settings(vars(parser.parse_args([item.flag, "\0"])), {})

@@ -14,18 +14,20 @@ from support.worker_pool import (
     SMALL,
     MakeWorkload,
     NewChildren,
-    start_worker,
+    first_worker,
     until_computing,
+    until_idle,
 )
 
 from example_service.workload import (
     INLINE_MAX,
     WORKER_NICENESS,
     DeadlineExceeded,
-    Workload,
     WorkloadUnavailable,
     fib,
 )
+
+BROKE = "worker pool broke; starting a new one"
 
 
 @pytest.mark.parametrize(("n", "value"), [(1, 1), (2, 1), (3, 2), (10, 55), (20, 6765)])
@@ -33,35 +35,34 @@ def test_fib(n: int, value: int) -> None:
     assert fib(n) == value
 
 
-def test_runs_inline_up_to_the_bound() -> None:
-    assert Workload.runs_inline(INLINE_MAX)
-    assert not Workload.runs_inline(INLINE_MAX + 1)
+def test_runs_inline_up_to_the_bound(make_workload: MakeWorkload) -> None:
+    assert make_workload(INLINE_MAX).inline
+    assert not make_workload(INLINE_MAX + 1).inline
 
 
 def test_inline_computations_start_no_process(make_workload: MakeWorkload) -> None:
     started = NewChildren()
-    workload = make_workload()
-    assert workload.compute_inline(10) == 55
-    assert asyncio.run(workload.compute(INLINE_MAX)) == fib(INLINE_MAX)
+    assert make_workload(10).compute_inline() == 55
+    assert make_workload(INLINE_MAX).compute_inline() == fib(INLINE_MAX)
     assert started() == []
 
 
 def test_larger_computations_run_in_a_lower_priority_worker(make_workload: MakeWorkload) -> None:
     started = NewChildren()
-    workload = make_workload(workers=1)
-    assert asyncio.run(workload.compute(SMALL)) == fib(SMALL)
+    workload = make_workload(SMALL, workers=1)
+    assert asyncio.run(workload.compute()) == fib(SMALL)
     niceness = os.getpriority(os.PRIO_PROCESS, started.one())
     assert niceness == min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
 
 
 def test_close_stops_the_workers(make_workload: MakeWorkload) -> None:
     started = NewChildren()
-    workload = make_workload(workers=2)
+    workload = make_workload(SMALL, workers=2)
 
     async def both() -> list[int]:
-        return list(await asyncio.gather(workload.compute(SMALL), workload.compute(SMALL + 1)))
+        return list(await asyncio.gather(workload.compute(), workload.compute()))
 
-    assert asyncio.run(both()) == [fib(SMALL), fib(SMALL + 1)]
+    assert asyncio.run(both()) == [fib(SMALL), fib(SMALL)]
     workers = started()
     assert workers
     workload.close()
@@ -70,16 +71,17 @@ def test_close_stops_the_workers(make_workload: MakeWorkload) -> None:
 
 def test_the_worker_stops_a_computation_at_its_deadline(make_workload: MakeWorkload) -> None:
     timeout = 1.0
-    workload = make_workload(workers=1, timeout=timeout)
+    started = NewChildren()
+    workload = make_workload(RUNAWAY, workers=1, timeout=timeout)
 
     async def scenario() -> float:
-        await start_worker(workload)
         start = time.monotonic()
         with pytest.raises(DeadlineExceeded):
-            await workload.compute(RUNAWAY)
+            await workload.compute()
         took = time.monotonic() - start
-        # The one worker is free again at once: it stopped computing, it was not abandoned.
-        assert await workload.compute(SMALL) == fib(SMALL)
+        # The worker stopped computing: it was not abandoned to go on with fib(40).
+        worker = started.one()
+        await until_idle(worker)
         return took
 
     assert timeout <= asyncio.run(scenario()) < timeout + 1.0
@@ -89,13 +91,12 @@ def test_time_spent_waiting_for_a_worker_counts_against_the_deadline(
     make_workload: MakeWorkload,
 ) -> None:
     timeout = 1.0
-    workload = make_workload(workers=1, timeout=timeout)
+    workload = make_workload(RUNAWAY, workers=1, timeout=timeout)
 
     async def scenario() -> tuple[list[BaseException | int], float]:
-        await start_worker(workload)
         start = time.monotonic()
         results = await asyncio.gather(
-            workload.compute(RUNAWAY), workload.compute(RUNAWAY), return_exceptions=True
+            workload.compute(), workload.compute(), return_exceptions=True
         )
         return list(results), time.monotonic() - start
 
@@ -109,35 +110,32 @@ def test_a_killed_worker_fails_its_computation_and_a_new_pool_takes_over(
     make_workload: MakeWorkload, caplog: pytest.LogCaptureFixture
 ) -> None:
     started = NewChildren()
-    workload = make_workload(workers=1)
+    workload = make_workload(RUNAWAY, workers=1, timeout=3)
 
     async def scenario() -> None:
-        await workload.compute(SMALL)
-        killed = started.one()
-        computing = asyncio.create_task(workload.compute(RUNAWAY))
+        computing = asyncio.create_task(workload.compute())
+        killed = await first_worker(started)
         await until_computing(killed)
         os.kill(killed, signal.SIGKILL)
         with pytest.raises(WorkloadUnavailable):
             await asyncio.wait_for(computing, 30)
-        assert await workload.compute(SMALL) == fib(SMALL)
+        with pytest.raises(DeadlineExceeded):
+            await workload.compute()
         assert started.one() != killed
 
     asyncio.run(scenario())
-    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [
-        "worker pool broke; starting a new one"
-    ]
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [BROKE]
 
 
 def test_close_stops_a_worker_in_the_middle_of_a_computation(
     make_workload: MakeWorkload, caplog: pytest.LogCaptureFixture
 ) -> None:
     started = NewChildren()
-    workload = make_workload(workers=1)
+    workload = make_workload(RUNAWAY, workers=1)
 
     async def scenario() -> float:
-        await workload.compute(SMALL)
-        computing = asyncio.create_task(workload.compute(RUNAWAY))
-        await until_computing(started.one())
+        computing = asyncio.create_task(workload.compute())
+        await until_computing(await first_worker(started))
         start = time.monotonic()
         workload.close()
         with pytest.raises(WorkloadUnavailable):
