@@ -19,6 +19,8 @@ import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from multiprocessing.connection import wait
+from multiprocessing.process import BaseProcess
 from types import FrameType
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,8 @@ class Workload:
         # spawn, not fork: forking a process whose server threads hold locks can hang; and
         # not forkserver: its workers are the fork server's children, which outlive a
         # service killed with SIGKILL.
+        if self._closed:
+            raise WorkloadUnavailable
         if self._pool is None:
             self._pool = ProcessPoolExecutor(
                 self._workers,
@@ -137,21 +141,53 @@ class Workload:
         return fib(self._n)
 
     async def compute(self) -> int:
-        """fib(n) in a worker process, for a workload whose n does not run inline."""
+        """fib(n) in a worker process, for a workload whose n does not run inline.
+
+        A computation lost to a worker that died (the OOM killer, kill -9) runs once more on
+        a new pool, within the same deadline: fib is idempotent, and the fault is not the
+        client's.
+        """
         deadline = time.monotonic() + self._timeout
+        try:
+            return await self._attempt(deadline)
+        except BrokenProcessPool:
+            pass
+        try:
+            return await self._attempt(deadline)
+        except BrokenProcessPool:
+            raise WorkloadUnavailable from None
+
+    async def _attempt(self, deadline: float) -> int:
+        pool = self._executor()
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(self._executor(), _fib_until, self._n, deadline)
+            future = loop.run_in_executor(pool, _fib_until, self._n, deadline)
             # The worker's own timer fires first; this outer bound only covers a worker that
             # cannot run its signal handler.
-            return await asyncio.wait_for(future, self._timeout + 1.0)
+            return await asyncio.wait_for(future, deadline - time.monotonic() + 1.0)
         except TimeoutError:
             raise DeadlineExceeded(self._n, self._timeout) from None
         except BrokenProcessPool:
-            if not self._closed:
-                log.exception("worker pool broke; starting a new one")
-                self._pool = None
-            raise WorkloadUnavailable from None
+            self._retire(pool)
+            raise
+
+    def _retire(self, pool: ProcessPoolExecutor) -> None:
+        """Replace a broken pool, once: every computation it held fails with the same breakage,
+        and by the time the later ones see it, a new pool may already be serving."""
+        if self._pool is not pool:
+            return
+        self._pool = None
+        processes = _processes(pool)
+        # The sentinel says a process has ended without reaping it, which the executor's
+        # thread may be doing at this moment: its exit code would race with that.
+        dead = [pid for pid, process in processes.items() if wait([process.sentinel], 0)]
+        log.error(
+            "worker pool broke: a worker process died; its computations run once more "
+            "on a new pool",
+            extra={"dead_workers": dead},
+        )
+        _kill(processes)
+        pool.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the workers now: in-flight computations have had their shutdown timeout."""
@@ -159,8 +195,20 @@ class Workload:
         if self._pool is None:
             return
         pool, self._pool = self._pool, None
-        # Python 3.11 has no public way to stop a running worker (3.14 adds
-        # terminate_workers); the executor's process table is the only handle on them.
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.kill()
+        _kill(_processes(pool))
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _processes(pool: ProcessPoolExecutor) -> dict[int, BaseProcess]:
+    # Python 3.11 has no public way to reach a pool's workers (3.14 adds terminate_workers);
+    # the executor's process table is the only handle on them.
+    return dict(getattr(pool, "_processes", None) or {})
+
+
+def _kill(processes: dict[int, BaseProcess]) -> None:
+    """SIGKILL, not the executor's own terminate(): the workers ignore SIGTERM (it is the
+    service's), and a survivor of a broken pool may wait forever on a queue lock its dead
+    sibling held, while the executor's thread, which the interpreter joins at exit, waits
+    for it."""
+    for process in processes.values():
+        process.kill()

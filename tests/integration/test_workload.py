@@ -11,16 +11,9 @@ from pathlib import Path
 import httpx
 from support.service import StartService
 from support.waiting import wait_for
+from support.workers import descendants
 
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def descendants(pid: int) -> list[int]:
-    found: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            found += [int(child), *descendants(int(child))]
-    return found
 
 
 def cpu_seconds(pids: list[int]) -> float:

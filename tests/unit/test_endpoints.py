@@ -17,6 +17,7 @@ from support.worker_pool import (
     MakeWorkload,
     NewChildren,
     first_worker,
+    next_worker,
     until_computing,
 )
 
@@ -104,18 +105,21 @@ def test_abc_past_its_deadline_is_503_and_says_why(
     assert (warning.getMessage(), warning.__dict__["n"]) == ("request deadline exceeded", RUNAWAY)
 
 
-def test_abc_without_its_worker_is_503(make_workload: MakeWorkload) -> None:
+def test_abc_without_workers_even_after_a_retry_is_503(make_workload: MakeWorkload) -> None:
     started = NewChildren()
     handler = make_handler(make_workload, num_set=True, n=RUNAWAY)
 
-    async def killed_mid_computation() -> Response:
+    async def both_pools_killed_mid_computation() -> Response:
         answering = asyncio.create_task(handler(request()))
-        worker = await first_worker(started)
-        await until_computing(worker)
-        os.kill(worker, signal.SIGKILL)
+        first = await first_worker(started)
+        await until_computing(first)
+        os.kill(first, signal.SIGKILL)
+        second = await next_worker(started, first)
+        await until_computing(second)
+        os.kill(second, signal.SIGKILL)
         return await asyncio.wait_for(answering, 30)
 
-    response = asyncio.run(killed_mid_computation())
+    response = asyncio.run(both_pools_killed_mid_computation())
     assert (response.status, response.body) == (
         503,
         b"worker processes unavailable, retry shortly\n",
