@@ -10,8 +10,14 @@ from example_service.faults import Faults
 from example_service.identity import build_identity
 from example_service.lifecycle import Lifecycle
 from example_service.metrics.container import CgroupReader
+from example_service.metrics.loop_local import Count
 from example_service.rsgi import Response, Scope
-from example_service.workload import DeadlineExceeded, Workload, WorkloadUnavailable
+from example_service.workload import (
+    DeadlineExceeded,
+    Overloaded,
+    Workload,
+    WorkloadUnavailable,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,16 +27,24 @@ REPLY_WITHOUT_NUM = b"there is no env NUM. Computation succeeded\n"
 
 
 INJECTED_FAULT = Response(500, b"injected fault (FAULT_ERROR_RATIO is set)\n")
+# One computation takes well under a second at the NUM_MAX default: a second later, a slot
+# has most likely freed. Retry-After takes whole seconds.
+OVERLOADED = Response(
+    503,
+    b"service overloaded: every worker is busy, retry shortly\n",
+    headers=(("retry-after", "1"),),
+)
 
 
 class ComputeFibonacci:
     """GET /abc: computes the workload's fib(n) and answers with the lab's reply, which says
     whether NUM is set."""
 
-    def __init__(self, *, workload: Workload, num_set: bool, faults: Faults) -> None:
+    def __init__(self, *, workload: Workload, num_set: bool, faults: Faults, shed: Count) -> None:
         self._workload = workload
         self._ok = Response(200, REPLY_WITH_NUM if num_set else REPLY_WITHOUT_NUM)
         self._faults = faults if faults.enabled else None
+        self._shed = shed
 
     async def __call__(self, scope: Scope) -> Response:
         if self._faults is not None:
@@ -44,6 +58,9 @@ class ComputeFibonacci:
             return self._ok
         try:
             await workload.compute()
+        except Overloaded:
+            self._shed.value += 1
+            return OVERLOADED
         except DeadlineExceeded as error:
             log.warning("request deadline exceeded", extra={"n": error.n})
             return Response(503, f"{error}\n".encode())

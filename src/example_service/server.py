@@ -17,6 +17,7 @@ from granian.http import HTTP1Settings
 from granian.server.embed import Server
 
 from example_service import __version__
+from example_service.connections import listen_backlog, raise_descriptor_limit, somaxconn
 from example_service.service import Service
 from example_service.settings import Settings
 
@@ -37,7 +38,8 @@ class ListenError(Exception):
 async def run(settings: Settings) -> int:
     """Serve until SIGTERM or SIGINT, then drain and stop; the exit status."""
     _check_port_free(settings.host, settings.port)
-    service = Service(settings)
+    max_connections = raise_descriptor_limit(settings.max_connections)
+    service = Service(settings, max_connections)
     server = Server(
         service.app,
         address=settings.host,
@@ -45,6 +47,10 @@ async def run(settings: Settings) -> int:
         interface=Interfaces.RSGI,
         http=HTTPModes.http1,
         websockets=False,
+        # Granian's defaults (a queue of 128, as many connections at once) let 256 idle
+        # connections stop the service answering, probes included.
+        backlog=listen_backlog(max_connections, somaxconn(settings.procfs_root)),
+        backpressure=max_connections,
         http1_settings=HTTP1Settings(
             header_read_timeout=round(settings.header_timeout * 1000),
             max_buffer_size=MAX_HEAD_BYTES,
@@ -69,6 +75,7 @@ async def run(settings: Settings) -> int:
     service.draining()
     await asyncio.sleep(settings.drain_delay)
     log.info("shutdown: closing the listener", extra={"step": "close"})
+    service.stop_accepting()
     server.stop()  # type: ignore[no-untyped-call]
     finished = await service.lifecycle.wait_idle(settings.shutdown_timeout)
     log.info(

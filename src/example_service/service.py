@@ -8,6 +8,7 @@ from dataclasses import asdict
 from example_service import __version__
 from example_service.access_log import AccessLog
 from example_service.app import App, Observer
+from example_service.connections import ConnectionsCollector, LimitGuard, family_of
 from example_service.endpoints import ComputeFibonacci, Info, Readyz, healthz
 from example_service.faults import Faults
 from example_service.lifecycle import Lifecycle, Phase
@@ -17,6 +18,7 @@ from example_service.metrics.exposition import MetricsEndpoint
 from example_service.metrics.hardware import HardwareCollector
 from example_service.metrics.http import RequestMetrics
 from example_service.metrics.in_flight import InFlightCollector
+from example_service.metrics.loop_local import CounterFamily
 from example_service.metrics.readings import ReadingsCollector
 from example_service.metrics.registry import LabMetrics, build_registry
 from example_service.settings import Settings
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 class Service:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, max_connections: int) -> None:
         self.settings = settings
         self.lifecycle = Lifecycle()
         registry = build_registry()
@@ -42,7 +44,18 @@ class Service:
             settings.fib_n,
             settings.workers or default_workers(cgroup.cpu_limit_cores()),
             settings.request_timeout,
+            settings.max_queue,
         )
+        shed = CounterFamily(
+            "example_service_requests_shed",
+            "Requests answered 503 at once, without being served, because the service is "
+            "overloaded, by reason.",
+            ("reason",),
+        )
+        registry.register(shed)
+        family = family_of(settings.host)
+        self.limit_guard = LimitGuard(settings.port, family, max_connections)
+        registry.register(ConnectionsCollector(settings.port, family, self.limit_guard))
         faults = Faults(settings.fault_error_ratio, settings.fault_latency)
         if faults.enabled:
             log.warning(
@@ -64,7 +77,11 @@ class Service:
             {
                 "/abc": {
                     "GET": ComputeFibonacci(
-                        workload=self.workload, num_set=settings.num is not None, faults=faults
+                        workload=self.workload,
+                        num_set=settings.num is not None,
+                        faults=faults,
+                        # The only reason today; the label leaves room for others.
+                        shed=shed.child(("queue_full",)),
                     )
                 },
                 "/metrics": {"GET": MetricsEndpoint(registry)},
@@ -77,6 +94,7 @@ class Service:
         )
 
     def started(self) -> None:
+        self.limit_guard.start()
         log.info(
             "started",
             extra={
@@ -90,5 +108,9 @@ class Service:
     def draining(self) -> None:
         self.lifecycle.phase = Phase.DRAINING
 
+    def stop_accepting(self) -> None:
+        self.limit_guard.stop()
+
     def close(self) -> None:
+        self.limit_guard.stop()
         self.workload.close()

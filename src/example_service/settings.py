@@ -214,6 +214,16 @@ class Settings:
         seconds(0.1, 300),
         "a client that has not sent its whole request head by then is disconnected",
     )
+    max_connections: int = setting(
+        10_000,
+        integer(16, 1_000_000),
+        "client connections held open at once; past it new ones are closed at once",
+    )
+    max_queue: int = setting(
+        4,
+        integer(0, 100_000),
+        "/abc computations waiting for a worker, per worker; past it /abc answers 503 at once",
+    )
     access_log: bool = setting(True, SWITCH, "one JSON line per request")
     log_level: str = setting("info", LOG_LEVEL, "least severe level logged")
     sysfs_root: Path = setting(Path("/sys"), DIRECTORY, "where sysfs is mounted (sensors, disks)")

@@ -60,6 +60,10 @@ class DeadlineExceeded(Exception):
         self.n = n
 
 
+class Overloaded(Exception):
+    """Every worker is busy and as many computations wait as the queue may hold."""
+
+
 class WorkloadUnavailable(Exception):
     """The worker processes are gone (killed from outside, out of memory)."""
 
@@ -107,10 +111,13 @@ def _fib_until(n: int, deadline: float) -> int:
 class Workload:
     """Computes fib(n) for one n within a deadline, inline or in a pool of worker processes."""
 
-    def __init__(self, n: int, workers: int, timeout: float) -> None:
+    def __init__(self, n: int, workers: int, timeout: float, queue_per_worker: int) -> None:
         self._n = n
         self._workers = workers
         self._timeout = timeout
+        # Computations in the pool at once: one running on each worker, the rest waiting.
+        self._capacity = workers * (1 + queue_per_worker)
+        self._admitted = 0
         # Decided once: n is the same for every request.
         self.inline = n <= INLINE_MAX
         self._pool: ProcessPoolExecutor | None = None
@@ -146,16 +153,26 @@ class Workload:
         A computation lost to a worker that died (the OOM killer, kill -9) runs once more on
         a new pool, within the same deadline: fib is idempotent, and the fault is not the
         client's.
+
+        Raises Overloaded at once, without waiting, when the pool holds its capacity: a
+        computation admitted past it would only wait behind the others, and its client
+        longest exactly when the service is overloaded.
         """
+        if self._admitted >= self._capacity:
+            raise Overloaded
+        self._admitted += 1
         deadline = time.monotonic() + self._timeout
         try:
-            return await self._attempt(deadline)
-        except BrokenProcessPool:
-            pass
-        try:
-            return await self._attempt(deadline)
-        except BrokenProcessPool:
-            raise WorkloadUnavailable from None
+            try:
+                return await self._attempt(deadline)
+            except BrokenProcessPool:
+                pass
+            try:
+                return await self._attempt(deadline)
+            except BrokenProcessPool:
+                raise WorkloadUnavailable from None
+        finally:
+            self._admitted -= 1
 
     async def _attempt(self, deadline: float) -> int:
         pool = self._executor()

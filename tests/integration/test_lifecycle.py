@@ -13,8 +13,9 @@ from support.waiting import wait_for
 
 def test_sigterm_drains_serves_in_flight_and_exits_0(start_service: StartService) -> None:
     drain, timeout = 1.0, 5.0
+    # A queue deep enough for all 12: shedding is tested in test_floods.py.
     service = start_service(
-        "--num", "32", "--workers", "2",
+        "--num", "32", "--workers", "2", "--max-queue", "8",
         "--drain-delay", str(drain), "--shutdown-timeout", str(timeout),
     )  # fmt: skip
     # Requests still computing when the signal comes: each fib(32) takes about 0.1 s here,

@@ -13,8 +13,8 @@ def make_workload() -> Iterator[MakeWorkload]:
     """Workloads with a real process pool, closed after the test: no worker outlives it."""
     made: list[Workload] = []
 
-    def make(n: int, workers: int = 1, timeout: float = 10.0) -> Workload:
-        workload = Workload(n, workers, timeout)
+    def make(n: int, workers: int = 1, timeout: float = 10.0, queue: int = 4) -> Workload:
+        workload = Workload(n, workers, timeout, queue)
         made.append(workload)
         return workload
 

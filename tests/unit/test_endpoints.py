@@ -25,6 +25,7 @@ from example_service.app import Handler
 from example_service.endpoints import (
     INJECTED_FAULT,
     JSON,
+    OVERLOADED,
     REPLY_WITH_NUM,
     REPLY_WITHOUT_NUM,
     ComputeFibonacci,
@@ -36,6 +37,7 @@ from example_service.faults import DelayRange, Faults
 from example_service.identity import build_identity
 from example_service.lifecycle import Lifecycle, Phase
 from example_service.metrics.container import CgroupReader
+from example_service.metrics.loop_local import Count
 from example_service.rsgi import TEXT, Response
 
 READINGS = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
@@ -71,10 +73,12 @@ def make_handler(
     num_set: bool = False,
     n: int = 10,
     timeout: float = 10.0,
+    queue: int = 4,
     faults: Faults = NO_FAULTS,
+    shed: Count | None = None,
 ) -> ComputeFibonacci:
-    workload = make_workload(n, workers=1, timeout=timeout)
-    return ComputeFibonacci(workload=workload, num_set=num_set, faults=faults)
+    workload = make_workload(n, workers=1, timeout=timeout, queue=queue)
+    return ComputeFibonacci(workload=workload, num_set=num_set, faults=faults, shed=shed or Count())
 
 
 @pytest.mark.parametrize(("num_set", "body"), [(False, REPLY_WITHOUT_NUM), (True, REPLY_WITH_NUM)])
@@ -124,6 +128,24 @@ def test_abc_without_workers_even_after_a_retry_is_503(make_workload: MakeWorklo
         503,
         b"worker processes unavailable, retry shortly\n",
     )
+
+
+def test_abc_past_its_queue_is_refused_at_once_and_counted(make_workload: MakeWorkload) -> None:
+    shed = Count()
+    handler = make_handler(make_workload, n=RUNAWAY, timeout=1.0, queue=0, shed=shed)
+
+    async def second_while_first_computes() -> Response:
+        first = asyncio.create_task(handler(request()))
+        await asyncio.sleep(0)
+        response = await handler(request())
+        await first
+        return response
+
+    response = asyncio.run(second_while_first_computes())
+    assert response == OVERLOADED
+    assert (response.status, response.headers) == (503, (("retry-after", "1"),))
+    assert response.body == b"service overloaded: every worker is busy, retry shortly\n"
+    assert shed.value == 1
 
 
 def test_an_injected_error_answers_500_without_computing(make_workload: MakeWorkload) -> None:

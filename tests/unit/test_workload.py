@@ -25,6 +25,7 @@ from example_service.workload import (
     INLINE_MAX,
     WORKER_NICENESS,
     DeadlineExceeded,
+    Overloaded,
     WorkloadUnavailable,
     fib,
 )
@@ -106,6 +107,24 @@ def test_time_spent_waiting_for_a_worker_counts_against_the_deadline(
     assert [type(result) for result in results] == [DeadlineExceeded, DeadlineExceeded]
     # The second was queued behind the first for its whole deadline: it is not run at all.
     assert took < 2 * timeout
+
+
+def test_past_its_queue_a_computation_is_refused_at_once(make_workload: MakeWorkload) -> None:
+    workload = make_workload(RUNAWAY, workers=1, timeout=1.0, queue=1)
+
+    async def scenario() -> list[BaseException | int]:
+        running, waiting = (
+            asyncio.create_task(workload.compute()),
+            asyncio.create_task(workload.compute()),
+        )
+        await asyncio.sleep(0)  # both admitted before the third asks
+        start = time.monotonic()
+        with pytest.raises(Overloaded):
+            await workload.compute()
+        assert time.monotonic() - start < 0.05
+        return list(await asyncio.gather(running, waiting, return_exceptions=True))
+
+    assert [type(r) for r in asyncio.run(scenario())] == [DeadlineExceeded, DeadlineExceeded]
 
 
 def test_a_computation_lost_with_its_worker_runs_again_on_a_new_pool(
