@@ -99,15 +99,19 @@ GOLDEN_RATIO = (1 + 5**0.5) / 2  # fib(n + 1) costs this many times fib(n) naive
 
 
 def slow_replica(start_service: StartService) -> tuple[ServiceProcess, WrkRun]:
-    """One worker at the NUM where one computation costs about COMPUTATION_SECONDS.
+    """One worker that never sheds, at the NUM where one computation costs about
+    COMPUTATION_SECONDS.
 
     The cost of fib(NUM) depends on how the service computes it (pure Python, compiled),
     so it is measured: at a first NUM, then at the NUM that measurement points to.
     """
     num = 20
     for _ in range(3):
+        # A queue deep enough that nothing is shed: this replica answers everything, late.
         replica = start_service(
-            *FAST, "--workers", "1", "--num-max", str(NUM_MAX), "--num", str(num)
+            *FAST,
+            *("--workers", "1", "--max-queue", "100000"),
+            *("--num-max", str(NUM_MAX), "--num", str(num)),
         )
         single = wrk(f"{replica.url}/abc", 1, 2)
         steps = round(math.log(COMPUTATION_SECONDS / single.p50, GOLDEN_RATIO))
