@@ -5,16 +5,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 0.0.0.0
 PORT ?= 5565
+LOCK := deploy/container/requirements.txt
 
 # Debian packages the suite runs for real, as binary=package.
 SYSTEM_PACKAGES := promtool=prometheus prometheus=prometheus chromium=chromium \
 	prometheus-alertmanager=prometheus-alertmanager amtool=prometheus-alertmanager \
 	prometheus-pushgateway=prometheus-pushgateway docker-compose=docker-compose wrk=wrk
 
-.PHONY: run test lint typecheck unit bench stack clean system-packages prometheusrules chart
+.PHONY: run test lint typecheck unit bench stack clean system-packages prometheusrules chart lock
 
-$(VENV)/.run-installed: pyproject.toml
+# The server's dependencies come from the image's hashed lock, so the tests run what it ships.
+$(VENV)/.run-installed: pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r $(LOCK)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[load]'
 	touch $@
 
@@ -60,6 +63,10 @@ prometheusrules: $(VENV)/.dev-installed
 # binary: helm-python-sdk carries Helm as a library).
 chart: $(VENV)/.dev-installed
 	$(BIN)/python tools/package_chart.py
+
+# The image's hashed locks, regenerated from pyproject.toml (tools/lock-image --upgrade bumps).
+lock: $(VENV)/.dev-installed
+	tools/lock-image
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info dist
