@@ -10,7 +10,8 @@ LOCK := deploy/container/requirements.txt
 # Debian packages the suite runs for real, as binary=package.
 SYSTEM_PACKAGES := promtool=prometheus prometheus=prometheus chromium=chromium \
 	prometheus-alertmanager=prometheus-alertmanager amtool=prometheus-alertmanager \
-	prometheus-pushgateway=prometheus-pushgateway docker-compose=docker-compose wrk=wrk
+	prometheus-pushgateway=prometheus-pushgateway docker-compose=docker-compose wrk=wrk \
+	podman=podman runc=runc catatonit=catatonit mmdebstrap=mmdebstrap iptables=iptables
 
 .PHONY: run test lint typecheck unit bench stack clean system-packages prometheusrules chart lock
 

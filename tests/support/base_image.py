@@ -1,0 +1,139 @@
+"""The base image for the test suite's builds, made from the distribution's own packages.
+
+No registry is reachable from the test machine, so the official Python image cannot be
+pulled. mmdebstrap installs a minimal system with python3, its venv module and the CA
+certificates from the host's own apt sources (the mirror the host already reaches), and
+`podman import` turns that file system into an image. The Dockerfile takes it as BASE_IMAGE.
+
+Making it costs about a minute, so the image is kept in an image store under the user's
+cache directory (~/.cache/example-service/base-image/KEY), keyed by everything that goes into
+it: the mmdebstrap command, the apt sources and podman's version (which writes the store).
+Later sessions read the image from there (podman's additionalimagestores) without making or
+importing anything. Delete the directory to make it afresh, for example to pick up security
+updates of the packages.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from support.binaries import require
+from support.podman import Podman
+
+PACKAGES = ("python3", "python3-venv", "ca-certificates")
+NAME = "localhost/example-service-base"
+# Debian 12's sources are deb822; older systems (and Ubuntu before 24.04) have the one-line
+# list.
+SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    store: Path
+    name: str
+
+
+def cache_directory() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "example-service" / "base-image"
+
+
+def host_release() -> str:
+    """The host's release codename (bookworm): the base is the host's own distribution."""
+    for line in Path("/etc/os-release").read_text(encoding="utf-8").splitlines():
+        name, _, value = line.partition("=")
+        if name == "VERSION_CODENAME" and value:
+            return value.strip('"')
+    pytest.fail("/etc/os-release names no VERSION_CODENAME: not a Debian-like host")
+
+
+def mmdebstrap_command() -> list[str]:
+    """The command that writes the base's file system as a tarball to stdout."""
+    command = [
+        require("mmdebstrap", "mmdebstrap"),
+        "--variant=minbase",
+        f"--include={','.join(PACKAGES)}",
+        # No fsync per file: the tree is thrown away if anything fails.
+        "--dpkgopt=force-unsafe-io",
+        "--quiet",
+        host_release(),
+        "-",
+    ]
+    sources = next((path for path in SOURCES if path.is_file()), None)
+    return [*command, str(sources)] if sources else command
+
+
+def cache_key(command: list[str], podman: str) -> str:
+    sources = [path.read_text(encoding="utf-8") for path in SOURCES if path.is_file()]
+    version = subprocess.run(
+        [podman, "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    inputs = json.dumps([command[1:], sources, version])
+    return hashlib.sha256(inputs.encode()).hexdigest()[:16]
+
+
+def base_image() -> BaseImage:
+    """The cached base image, made first if no cache holds it."""
+    command = mmdebstrap_command()
+    podman = require("podman", "podman")
+    key = cache_key(command, podman)
+    cache = cache_directory()
+    entry = cache / key
+    image = BaseImage(store=entry / "storage", name=f"{NAME}:{key}")
+    if (entry / "complete").exists():
+        return image
+    cache.mkdir(parents=True, exist_ok=True)
+    # Made in a directory of its own, then renamed into place in one step, so that a session
+    # running alongside never reads half a store.
+    maker = Podman.create(cache)
+    try:
+        make(command, maker, image.name)
+        (maker.directory / "complete").touch()
+        maker.directory.rename(entry)
+    except OSError:
+        if not (entry / "complete").exists():
+            raise
+        # Another session made the same entry first.
+    finally:
+        maker.remove()
+    # The other entries were made from other inputs: nothing will read them again.
+    for stale in cache.iterdir():
+        if stale != entry and not stale.name.startswith("podman-"):
+            shutil.rmtree(stale, ignore_errors=True)
+    return image
+
+
+def make(command: list[str], podman: Podman, name: str) -> None:
+    """mmdebstrap's tarball piped straight into `podman import`."""
+    log = podman.directory / "mmdebstrap.log"
+    with (
+        log.open("wb") as errors,
+        subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors) as bootstrap,
+    ):
+        assert bootstrap.stdout is not None
+        importer = subprocess.Popen(
+            [podman.binary, "import", "--quiet", "--change", 'CMD ["python3"]', "-", name],
+            stdin=bootstrap.stdout,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=podman.environment,
+            text=True,
+        )
+        # Only podman holds the pipe now: if it dies, mmdebstrap's next write fails.
+        bootstrap.stdout.close()
+        _, import_errors = importer.communicate(timeout=900)
+    if bootstrap.returncode != 0 or importer.returncode != 0:
+        pytest.fail(
+            f"making the base image failed: {' '.join(command)} exited {bootstrap.returncode}, "
+            f"podman import {importer.returncode}:\n{log.read_text(errors='replace')[-3000:]}\n"
+            f"{import_errors[-3000:]}"
+        )
+    log.unlink()
