@@ -7,6 +7,7 @@ tests render each one as `kubectl apply -k` would and look at the resulting obje
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
 import sys
@@ -46,19 +47,45 @@ def kubectl() -> str:
     return found
 
 
-@functools.cache
-def render_text(overlay: str) -> str:
-    """`kubectl kustomize` of one overlay, with the default (root-only) load restrictor."""
+def kustomize(directory: Path) -> str:
+    """`kubectl kustomize` of one directory, with the default (root-only) load restrictor."""
     completed = subprocess.run(
-        [kubectl(), "kustomize", str(OVERLAYS[overlay])],
+        [kubectl(), "kustomize", str(directory)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
     if completed.returncode != 0:
-        raise AssertionError(f"kubectl kustomize {overlay} failed:\n{completed.stderr}")
+        raise AssertionError(f"kubectl kustomize {directory} failed:\n{completed.stderr}")
     return completed.stdout
+
+
+@functools.cache
+def render_text(overlay: str) -> str:
+    """`kubectl kustomize` of one overlay."""
+    return kustomize(OVERLAYS[overlay])
+
+
+def render_on_top(overlay: str, directory: Path, **kustomization: Any) -> list[Manifest]:
+    """The overlay as a kustomization of one's own in directory would render it, with the
+    given fields added (images:, configMapGenerator: ...): the overlay's files stay as users
+    get them."""
+    directory.mkdir(parents=True, exist_ok=True)
+    # kustomize takes resources by relative path only.
+    resource = os.path.relpath(OVERLAYS[overlay], directory)
+    (directory / "kustomization.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "kustomize.config.k8s.io/v1beta1",
+                "kind": "Kustomization",
+                "resources": [resource],
+                **kustomization,
+            }
+        ),
+        encoding="utf-8",
+    )
+    return [doc for doc in yaml.safe_load_all(kustomize(directory)) if doc]
 
 
 def render(overlay: str) -> list[Manifest]:
