@@ -13,6 +13,7 @@ import json
 import os
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -24,6 +25,7 @@ from support.service_container import Container, StartContainer, sample, start_c
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(900)]
 
+PACKAGE = Path(__file__).resolve().parents[2] / "src" / "example_service"
 LAB_REPLY = "there is no env NUM. Computation succeeded\n"
 CPUS = 1.5
 MEMORY_MIB = 256
@@ -40,10 +42,12 @@ HARDWARE_FAMILIES = {
     "hd_errors_total": ("Number of hard-disk errors.", "disk_errors"),
 }
 # What the image's Python reports about itself (to evaluate the lock's markers as pip did),
-# and what must not be there: a compiler, an installer, the build's tools or its mounts.
+# where the modules named as arguments come from, and what must not be there: a compiler,
+# an installer, the build's tools or its mounts.
 INSIDE = """
-import importlib.metadata, json, os, platform, shutil, sys
+import importlib.metadata, importlib.util, json, os, platform, shutil, sys
 print(json.dumps({
+    "origins": {m: importlib.util.find_spec(m).origin for m in sys.argv[1:]},
     "distributions": {d.metadata["Name"]: d.version for d in importlib.metadata.distributions()},
     "environment": {
         "python_version": "%d.%d" % sys.version_info[:2],
@@ -79,9 +83,14 @@ def test_image_builds_from_a_clean_checkout(podman: Podman, image: str) -> None:
 
 
 def test_image_holds_the_locked_venv_and_nothing_of_the_build(podman: Podman, image: str) -> None:
+    compiled = [f"example_service.{source.stem}" for source in PACKAGE.glob("*.pyx")]
     found = json.loads(
-        podman("run", "--rm", "--network=none", "--entrypoint=python", image, "-c", INSIDE).stdout
+        podman(
+            "run", "--rm", "--network=none", "--entrypoint=python", image, "-c", INSIDE, *compiled
+        ).stdout
     )
+    for module, origin in found["origins"].items():
+        assert origin.endswith(".so"), f"{module} is not compiled in the image: {origin}"
     expected = {
         name: pin.version for name, pin in pins(LOCK).items() if pin.applies(found["environment"])
     }
