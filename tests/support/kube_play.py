@@ -101,10 +101,11 @@ def kube_played(
     play_file.write_text(yaml.safe_dump_all(objects), encoding="utf-8")
     # A bridge of the session's own: the host's default podman network stays untouched.
     network = podman.create_network(f"example-service-{token}")
+    # Podman names a Deployment's pod DEPLOYMENT-pod-0, and its containers POD-CONTAINER.
+    pod = f"{deployment}-pod-0"
+    name = f"{pod}-{container}"
     try:
         podman("kube", "play", "--network", network, str(play_file), timeout=180)
-        # Podman names a Deployment's pod DEPLOYMENT-pod-0, and its containers POD-CONTAINER.
-        name = f"{deployment}-pod-0-{container}"
         url = f"http://127.0.0.1:{host_port}"
 
         def ready() -> bool:
@@ -118,5 +119,8 @@ def kube_played(
         pid = int(podman("inspect", "--format", "{{.State.Pid}}", name).stdout)
         yield PlayedPod(url=url, deployment=objects[-1], pid=pid)
     finally:
+        # Stopped at once: a graceful stop would only wait out the drain, which the image's
+        # own tests check (podman stop).
+        podman("pod", "stop", "--time", "0", pod, check=False)
         podman("kube", "down", str(play_file), check=False, timeout=180)
         podman.remove_network(network)
