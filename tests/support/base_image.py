@@ -5,20 +5,14 @@ pulled. mmdebstrap installs a minimal system with python3, its venv module and t
 certificates from the host's own apt sources (the mirror the host already reaches), and
 `podman import` turns that file system into an image. The Dockerfile takes it as BASE_IMAGE.
 
-Making it costs about a minute, so the image is kept in an image store under the user's
-cache directory (~/.cache/example-service/base-image/KEY), keyed by everything that goes into
-it: the mmdebstrap command, the apt sources and podman's version (which writes the store).
-Later sessions read the image from there (podman's additionalimagestores) without making or
-importing anything. Delete the directory to make it afresh, for example to pick up security
-updates of the packages.
+Making it costs a minute or more, so the image is kept in a store of the cache
+(~/.cache/example-service/base-image/KEY, support/image_cache.py), keyed by everything that
+goes into it: the mmdebstrap command, the apt sources and podman's version (which writes the
+store). Delete the directory to make it afresh, for example to pick up security updates.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from support.binaries import require
+from support.image_cache import cache_key, cached_store
 from support.podman import Podman
 
 PACKAGES = ("python3", "python3-venv", "ca-certificates")
@@ -39,11 +34,6 @@ SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/source
 class BaseImage:
     store: Path
     name: str
-
-
-def cache_directory() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "example-service" / "base-image"
 
 
 def host_release() -> str:
@@ -71,44 +61,18 @@ def mmdebstrap_command() -> list[str]:
     return [*command, str(sources)] if sources else command
 
 
-def cache_key(command: list[str], podman: str) -> str:
-    sources = [path.read_text(encoding="utf-8") for path in SOURCES if path.is_file()]
-    version = subprocess.run(
-        [podman, "--version"], capture_output=True, text=True, check=True
-    ).stdout
-    inputs = json.dumps([command[1:], sources, version])
-    return hashlib.sha256(inputs.encode()).hexdigest()[:16]
-
-
 def base_image() -> BaseImage:
     """The cached base image, made first if no cache holds it."""
     command = mmdebstrap_command()
     podman = require("podman", "podman")
-    key = cache_key(command, podman)
-    cache = cache_directory()
-    entry = cache / key
-    image = BaseImage(store=entry / "storage", name=f"{NAME}:{key}")
-    if (entry / "complete").exists():
-        return image
-    cache.mkdir(parents=True, exist_ok=True)
-    # Made in a directory of its own, then renamed into place in one step, so that a session
-    # running alongside never reads half a store.
-    maker = Podman.create(cache)
-    try:
-        make(command, maker, image.name)
-        (maker.directory / "complete").touch()
-        maker.directory.rename(entry)
-    except OSError:
-        if not (entry / "complete").exists():
-            raise
-        # Another session made the same entry first.
-    finally:
-        maker.remove()
-    # The other entries were made from other inputs: nothing will read them again.
-    for stale in cache.iterdir():
-        if stale != entry and not stale.name.startswith("podman-"):
-            shutil.rmtree(stale, ignore_errors=True)
-    return image
+    sources = [path.read_text(encoding="utf-8") for path in SOURCES if path.is_file()]
+    version = subprocess.run(
+        [podman, "--version"], capture_output=True, text=True, check=True
+    ).stdout
+    key = cache_key(command[1:], sources, version)
+    name = f"{NAME}:{key}"
+    store = cached_store("base-image", key, lambda maker: make(command, maker, name))
+    return BaseImage(store=store, name=name)
 
 
 def make(command: list[str], podman: Podman, name: str) -> None:
