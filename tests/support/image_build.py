@@ -29,8 +29,9 @@ HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
 
 def clean_checkout(destination: Path) -> Path:
-    """The files git would check out (tracked, or new and not ignored), as they are now:
-    no venv, no build output, no editable install's compiled module."""
+    """The files git would check out (tracked, or new and not ignored), as they are now,
+    symbolic links as links: no venv, no build output, no editable install's compiled
+    module."""
     listed = subprocess.run(
         ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
         cwd=REPO,
@@ -39,10 +40,10 @@ def clean_checkout(destination: Path) -> Path:
     ).stdout.decode()
     for name in filter(None, listed.split("\0")):
         source = REPO / name
-        if source.is_file():  # not deleted from the working tree
+        if source.is_symlink() or source.is_file():  # not deleted from the working tree
             target = destination / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target)
+            shutil.copy2(source, target, follow_symlinks=False)
     return destination
 
 
