@@ -8,7 +8,7 @@ from dataclasses import asdict
 from example_service import __version__
 from example_service.access_log import AccessLog
 from example_service.app import App, Observer
-from example_service.connections import ConnectionsCollector, LimitGuard, family_of
+from example_service.connections import Connections, ConnectionsCollector, LimitGuard
 from example_service.endpoints import ComputeFibonacci, Info, Readyz, healthz
 from example_service.faults import Faults
 from example_service.lifecycle import Lifecycle, Phase
@@ -53,9 +53,9 @@ class Service:
             ("reason",),
         )
         registry.register(shed)
-        family = family_of(settings.host)
-        self.limit_guard = LimitGuard(settings.port, family, max_connections)
-        registry.register(ConnectionsCollector(settings.port, family, self.limit_guard))
+        connections = Connections(settings.port)
+        self.limit_guard = LimitGuard(connections, max_connections)
+        registry.register(ConnectionsCollector(connections, self.limit_guard))
         faults = Faults(settings.fault_error_ratio, settings.fault_latency)
         if faults.enabled:
             log.warning(

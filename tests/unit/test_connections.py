@@ -3,18 +3,21 @@ on the real service are in tests/integration/test_floods.py)."""
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from example_service.connections import established, find_listener, listen_backlog, somaxconn
+from example_service.connections import Connections, find_listener, listen_backlog, somaxconn
 
 
 @pytest.fixture
 def listener() -> Iterator[socket.socket]:
     with socket.socket() as server:
+        # As granian binds it, so that a socket bound to the port beside it may be made.
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         server.bind(("127.0.0.1", 0))
         server.listen(16)
         yield server
@@ -33,17 +36,58 @@ def test_somaxconn_is_read_from_the_procfs_root(tmp_path: Path) -> None:
     assert somaxconn(tmp_path / "missing") is None
 
 
-def test_established_counts_the_connections_on_the_port_only(listener: socket.socket) -> None:
+def kernel_count(port: int) -> int:
+    """The kernel's own count of what the service counts: TCP sockets on 127.0.0.1 whose
+    local port is port, established or closed by the peer only (what `ss` would list)."""
+    local = f"0100007F:{port:04X}"
+    with open("/proc/self/net/tcp") as table:
+        next(table)
+        return sum(
+            1 for line in table if line.split()[1] == local and line.split()[3] in ("01", "08")
+        )
+
+
+def test_connections_counts_those_held_and_those_queued_exactly(listener: socket.socket) -> None:
     port = listener.getsockname()[1]
-    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(3)]
-    accepted = [listener.accept()[0] for _ in range(2)]  # the third waits in the queue
+    connections = Connections(port)
+    assert (connections.held(), connections.queued()) == (0, 0)
+    clients = [socket.create_connection(("127.0.0.1", port)) for _ in range(7)]
+    accepted = [listener.accept()[0] for _ in range(5)]  # two wait in the queue
+    # Sockets that are not connections to the port: the clients' ends (ephemeral ports), a
+    # socket bound to the port that neither listens nor connects (granian keeps one), a UDP
+    # socket on the same port number, a socket pair; and a connection's second descriptor,
+    # which is still one connection.
+    bound = socket.socket()
+    bound.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    bound.bind(("127.0.0.1", port))
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", port))
+    others = [bound, udp, *socket.socketpair(), socket.socket(fileno=os.dup(accepted[0].fileno()))]
     try:
-        # The clients' ends have ephemeral local ports: only the service's ends count.
-        assert established(port, socket.AF_INET) == 3
-        assert established(port, socket.AF_INET6) == 0
+        assert (connections.held(), connections.queued()) == (5, 2)
+        assert connections.held() + connections.queued() == kernel_count(port) == 7
+        accepted.pop().close()
+        assert (connections.held(), kernel_count(port)) == (4, 6)
+        # Closed by the client only: still open on the server's side, still counted.
+        clients[0].close()
+        assert (connections.held(), kernel_count(port)) == (4, 6)
+        listener.accept()[0].close()
+        assert (connections.held(), connections.queued(), kernel_count(port)) == (4, 1, 5)
     finally:
-        for connection in clients + accepted:
-            connection.close()
+        for sock in clients + accepted + others:
+            sock.close()
+    assert connections.held() == 0
+
+
+def test_connections_stops_looking_at_the_listener_once_closed(listener: socket.socket) -> None:
+    port = listener.getsockname()[1]
+    connections = Connections(port)
+    found = connections.listener()
+    assert found is not None and found.getsockname() == listener.getsockname()
+    connections.close()
+    assert found.fileno() == -1
+    assert connections.listener() is None
+    assert connections.queued() == 0
 
 
 def test_find_listener_returns_a_duplicate_of_the_listening_socket(
