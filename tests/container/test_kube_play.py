@@ -1,13 +1,16 @@
-"""The `lab` overlay's Deployment run by `podman kube play` (docs/kubernetes.md, "kube play").
+"""The `lab` overlay's Deployment, and the Helm chart's, run by `podman kube play`
+(docs/kubernetes.md, "kube play").
 
 The overlay is rendered as users apply it, through a kustomization of the test's own on top
 of it that points the image at the one this session built (kustomize's `images:`, as a user
-retags for a registry): the repository's manifests stay as users get them. The pod must
-answer on its published port and run as its manifest says: the manifest's user, a read-only
-root, no capabilities, no privilege escalation, the CPU and memory limits as its cgroup
-shows them, and NUM from the manifest's environment.
+retags for a registry): the repository's manifests stay as users get them. The chart is
+rendered with its default values but for the image (image.repository and image.tag, as a
+Helm user switches images) and one replica. The pod must answer on its published port and
+run as its manifest says: the manifest's user, a read-only root, no capabilities, no
+privilege escalation, the CPU and memory limits as its cgroup shows them, and NUM from the
+manifest's environment.
 
-Both tests play a pod named after the Deployment, so each plays and takes down its own.
+Every test plays a pod named after the Deployment, so each plays and takes down its own.
 """
 
 from __future__ import annotations
@@ -16,7 +19,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kustomize_render import Manifest, render_on_top
+from helm_render import render_values
+from kustomize_render import Manifest, find, render_on_top
 from support.kube_play import PlayedPod, kube_played
 from support.podman import Podman, process_status, root_mount_options
 from support.service_container import sample
@@ -48,6 +52,20 @@ def test_num_set_through_the_manifests_environment(
     with kube_played(podman, manifests) as pod:
         assert configured_num(pod, manifests) == num
         assert_serves_the_lab(pod, manifests)
+
+
+def test_the_helm_charts_pod_serves_and_runs_as_its_manifest_says(
+    podman: Podman, image: str
+) -> None:
+    repository, _, tag = image.rpartition(":")
+    manifests = render_values({"image": {"repository": repository, "tag": tag}, "replicaCount": 1})
+    deployment = find(manifests, "Deployment", "example-service")
+    assert deployment["spec"]["replicas"] == 1, "replicaCount sets the Deployment's replicas"
+    with kube_played(podman, manifests) as pod:
+        (container,) = pod.deployment["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == image, "image.repository and image.tag name the image"
+        assert_serves_the_lab(pod, manifests)
+        assert_runs_as_its_manifest_says(pod)
 
 
 def lab(image: str, directory: Path, **kustomization: object) -> list[Manifest]:
@@ -91,8 +109,8 @@ def assert_runs_as_its_manifest_says(pod: PlayedPod) -> None:
 
 
 def configured_num(pod: PlayedPod, manifests: list[Manifest]) -> int:
-    """NUM as the pod's manifest sets it: in the ConfigMap it reads (envFrom), which kustomize
-    generated with a hash in its name."""
+    """NUM as the pod's manifest sets it: in the ConfigMap it reads (envFrom), by the name the
+    Deployment gives (kustomize's generated one carries a hash)."""
     (container,) = pod.deployment["spec"]["template"]["spec"]["containers"]
     (source,) = container["envFrom"]
     name = source["configMapRef"]["name"]
