@@ -33,9 +33,10 @@ from prometheus_client import (
     generate_latest,
 )
 
-from example_service.metrics.container import CgroupReader, ContainerCollector
+from example_service.metrics.container import ContainerCollector
 from example_service.metrics.hardware import HardwareCollector
 from example_service.metrics.readings import ReadingsCollector
+from example_service.system.cgroup import CgroupReader
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 FIXTURES = REPOSITORY / "tests/fixtures/readings"

@@ -9,9 +9,9 @@ from pathlib import Path
 from example_service.faults import Faults
 from example_service.identity import build_identity
 from example_service.lifecycle import Lifecycle
-from example_service.metrics.container import CgroupReader
 from example_service.metrics.loop_local import Count
 from example_service.rsgi import Response, Scope
+from example_service.system.cgroup import CgroupReader
 from example_service.workload import (
     DeadlineExceeded,
     Overloaded,

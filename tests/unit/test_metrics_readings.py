@@ -20,11 +20,12 @@ from prometheus_client import (
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from support.readings import FIXTURES, LOGGER, assert_golden, scrape
 
-from example_service.metrics import readings
-from example_service.metrics.container import CgroupReader, ContainerCollector
+from example_service.metrics.container import ContainerCollector
 from example_service.metrics.demo import DemoCollector
 from example_service.metrics.hardware import HardwareCollector
 from example_service.metrics.readings import DescribedCollector, ReadingsCollector, SourceHealth
+from example_service.system import files
+from example_service.system.cgroup import CgroupReader
 
 
 def records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
@@ -150,7 +151,7 @@ def test_registering_reads_nothing(
     def refuse(name: object, *args: object, **kwargs: object) -> None:
         raise AssertionError(f"touched {name} while registering")
 
-    monkeypatch.setattr(readings, "read_file", refuse)
+    monkeypatch.setattr(files, "read_file", refuse)
     for name in ("open", "listdir", "readlink", "stat", "scandir"):
         monkeypatch.setattr(os, name, refuse)
     for collector in collectors:

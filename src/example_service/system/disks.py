@@ -1,0 +1,63 @@
+"""Error counts per device: the kernel's SCSI I/O errors per disk, ext4's per filesystem.
+
+What is read, and what the counts mean, is in docs/readings.md."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from example_service.system.files import Reads
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCount:
+    device: str  # /dev/sda
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCounts:
+    """One reading of a count per device, in device name order; problems says what could
+    not be read, and why."""
+
+    counts: tuple[DeviceCount, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def up(self) -> bool:
+        return not self.problems
+
+
+class DeviceCountReader:
+    """A count per entry of a sysfs directory: sysfs_root/<directory>/<entry>/<file>."""
+
+    def __init__(self, *, sysfs_root: Path, directory: str, file: str, base: int) -> None:
+        self._directory = f"{sysfs_root}/{directory}"
+        self._file = file
+        self._base = base
+
+    def read(self) -> DeviceCounts:
+        reads = Reads()
+        counts = []
+        with reads.directory(self._directory, required=True) as opened:
+            for entry in sorted(reads.listing(opened)) if opened is not None else ():
+                count = reads.integer(f"{entry}/{self._file}", opened, base=self._base)
+                if count is not None:
+                    # The kernel writes "/" in device names as "!" (cciss!c0d0).
+                    counts.append(DeviceCount("/dev/" + entry.replace("!", "/"), count))
+        return DeviceCounts(tuple(counts), tuple(reads.problems))
+
+
+def disk_errors(sysfs_root: Path) -> DeviceCountReader:
+    """SCSI commands that completed with an error, per disk (hexadecimal ioerr_cnt)."""
+    return DeviceCountReader(
+        sysfs_root=sysfs_root, directory="block", file="device/ioerr_cnt", base=16
+    )
+
+
+def ext4_errors(sysfs_root: Path) -> DeviceCountReader:
+    """Errors ext4 recorded in each filesystem's superblock."""
+    return DeviceCountReader(
+        sysfs_root=sysfs_root, directory="fs/ext4", file="errors_count", base=10
+    )
