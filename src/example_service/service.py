@@ -68,7 +68,7 @@ class Service:
                         shed=metrics.shed.child(("queue_full",)),
                     )
                 },
-                "/metrics": {"GET": MetricsEndpoint(metrics.registry)},
+                "/metrics": {"GET": MetricsEndpoint(metrics.registry, metrics.readings)},
                 "/healthz": {"GET": healthz},
                 "/readyz": {"GET": Readyz(self.lifecycle)},
                 "/info": {"GET": Info(settings.procfs_root, cgroup, settings.num)},

@@ -5,7 +5,8 @@ in docs/readings.md."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from prometheus_client.metrics_core import (
     CounterMetricFamily,
@@ -14,8 +15,8 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
-from example_service.metrics.readings import SourceHealth, source_up_family
-from example_service.system.cgroup import CgroupReader
+from example_service.metrics.readings import Source, source_up_family
+from example_service.system.cgroup import CgroupReader, CgroupReadings
 
 SOURCE = "cgroup"
 
@@ -25,7 +26,11 @@ class ContainerCollector:
 
     def __init__(self, *, cgroup: CgroupReader) -> None:
         self._cgroup = cgroup
-        self._health = SourceHealth(SOURCE)
+        self._source = Source(SOURCE, cgroup.read, CgroupReadings.unavailable)
+
+    @property
+    def sources(self) -> Sequence[Source[Any]]:
+        return (self._source,)
 
     def describe(self) -> Iterator[Metric]:
         yield InfoMetricFamily(_INFO[0], _INFO[1])
@@ -35,7 +40,7 @@ class ContainerCollector:
 
     def collect(self) -> Iterator[Metric]:
         cgroup = self._cgroup
-        readings = cgroup.read()
+        readings = self._source.current()
         if cgroup.version is not None:
             labels = {"version": str(cgroup.version), "path": cgroup.path or ""}
             yield InfoMetricFamily(_INFO[0], _INFO[1], value=labels)
@@ -43,7 +48,6 @@ class ContainerCollector:
                 value = getattr(readings, attribute)
                 if value is not None:
                     yield kind(name, help_text, value=value)
-        self._health.report(up=readings.up, problems=readings.problems)
         yield source_up_family([(SOURCE, readings.up)])
 
 

@@ -3,19 +3,20 @@ system/temperature.py and system/disks.py read, at scrape time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from example_service.metrics.readings import (
     DEMO_READINGS,
     DEMO_READINGS_HELP,
-    SourceHealth,
+    Source,
     source_up_family,
 )
 from example_service.system.disks import DeviceCounts, disk_errors, ext4_errors
-from example_service.system.temperature import TemperatureReader
+from example_service.system.temperature import TemperatureReader, Temperatures
 
 # The lab's families: names and help exactly as docs/contract.md, Metrics, has them.
 CPU_TEMPERATURE = "cpu_temperature_celsius"
@@ -32,18 +33,25 @@ EXT4_ERRORS_HELP = "Errors ext4 recorded in each filesystem's superblock (errors
 
 _SENSOR_LABELS = ("chip", "sensor")
 
-SOURCES = ("cpu_temperature", "disk_errors", "ext4_errors")
-
 
 class HardwareCollector:
     """The real readings behind cpu_temperature_celsius and hd_errors_total, plus every
     temperature sensor and ext4's error counts. Registering reads nothing; each scrape reads."""
 
     def __init__(self, *, sysfs_root: Path) -> None:
-        self._temperatures = TemperatureReader(sysfs_root=sysfs_root)
-        self._disks = disk_errors(sysfs_root)
-        self._filesystems = ext4_errors(sysfs_root)
-        self._health = {source: SourceHealth(source) for source in SOURCES}
+        self._temperatures = Source(
+            "cpu_temperature",
+            TemperatureReader(sysfs_root=sysfs_root).read,
+            Temperatures.unavailable,
+        )
+        self._disks = Source("disk_errors", disk_errors(sysfs_root).read, DeviceCounts.unavailable)
+        self._filesystems = Source(
+            "ext4_errors", ext4_errors(sysfs_root).read, DeviceCounts.unavailable
+        )
+
+    @property
+    def sources(self) -> Sequence[Source[Any]]:
+        return (self._temperatures, self._disks, self._filesystems)
 
     def describe(self) -> Iterator[Metric]:
         yield GaugeMetricFamily(CPU_TEMPERATURE, CPU_TEMPERATURE_HELP)
@@ -54,7 +62,7 @@ class HardwareCollector:
         yield GaugeMetricFamily(DEMO_READINGS, DEMO_READINGS_HELP)
 
     def collect(self) -> Iterator[Metric]:
-        temperatures = self._temperatures.read()
+        temperatures = self._temperatures.current()
         if temperatures.cpu_celsius is not None:
             yield GaugeMetricFamily(
                 CPU_TEMPERATURE, CPU_TEMPERATURE_HELP, value=temperatures.cpu_celsius
@@ -67,21 +75,20 @@ class HardwareCollector:
                 family.add_metric([sensor.chip, sensor.name], sensor.celsius)
             yield family
 
-        disks = self._disks.read()
+        disks = self._disks.current()
         if disks.counts:
             yield _by_device(HD_ERRORS, HD_ERRORS_HELP, disks)
-        filesystems = self._filesystems.read()
+        filesystems = self._filesystems.current()
         if filesystems.counts:
             yield _by_device(EXT4_ERRORS, EXT4_ERRORS_HELP, filesystems)
 
-        results = (
-            ("cpu_temperature", temperatures.up, temperatures.problems),
-            ("disk_errors", disks.up, disks.problems),
-            ("ext4_errors", filesystems.up, filesystems.problems),
+        yield source_up_family(
+            (
+                (self._temperatures.name, temperatures.up),
+                (self._disks.name, disks.up),
+                (self._filesystems.name, filesystems.up),
+            )
         )
-        for source, up, problems in results:
-            self._health[source].report(up=up, problems=problems)
-        yield source_up_family((source, up) for source, up, _ in results)
         yield GaugeMetricFamily(DEMO_READINGS, DEMO_READINGS_HELP, value=0.0)
 
 

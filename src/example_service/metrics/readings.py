@@ -1,6 +1,10 @@
-"""What the families of every system reading share: how a failing source is reported.
+"""What the families of every system reading share: where a scrape's readings come from, and
+how a failing source is reported.
 
-A source that cannot be read yields no sample (never a made-up number), one warning on the
+In a scrape served by the service, the /metrics handler first takes every source's reading off
+the event loop, each within its budget (take(), system/worker.py), then encodes the page on the
+loop from those readings; nothing is kept for a later scrape. A source that cannot be read, or
+not within its budget, yields no sample (never a made-up number), one warning on the
 ``example_service.readings`` logger until it recovers (then one info line), and
 ``example_service_source_up{source}`` 0. See docs/readings.md.
 """
@@ -8,11 +12,14 @@ A source that cannot be read yields no sample (never a made-up number), one warn
 from __future__ import annotations
 
 import logging
-import threading
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from example_service.system.worker import BUDGET_SECONDS, Missed, OffLoop
 
 logger = logging.getLogger("example_service.readings")
 
@@ -28,19 +35,20 @@ _SHOWN_PROBLEMS = 3
 
 class SourceHealth:
     """Logs a source's failures once: a warning when it starts failing, an info line when
-    it reads in full again. Scrapes may run concurrently, hence the lock."""
+    it reads in full again.
+
+    Reported from collect(), which the service runs on the event loop's thread only, one
+    scrape at a time (a page is encoded without an await): no lock is needed."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self._failing = False
-        self._lock = threading.Lock()
 
     def report(self, *, up: bool, problems: Sequence[str]) -> None:
         failing = not up or bool(problems)
-        with self._lock:
-            if failing == self._failing:
-                return
-            self._failing = failing
+        if failing == self._failing:
+            return
+        self._failing = failing
         extra = {"source": self.source}
         if not failing:
             logger.info("%s readings recovered", self.source, extra=extra)
@@ -59,10 +67,82 @@ def source_up_family(states: Iterable[tuple[str, bool]]) -> GaugeMetricFamily:
     return family
 
 
+class Reading(Protocol):
+    """What every system reading tells besides its values (system/'s dataclasses)."""
+
+    @property
+    def up(self) -> bool: ...
+
+    @property
+    def problems(self) -> tuple[str, ...]: ...
+
+
+R = TypeVar("R", bound=Reading)
+
+
+class Source(Generic[R]):
+    """A source of readings, as example_service_source_up{source} names it.
+
+    read returns a reading; unavailable(why) the reading of a source that gave none in time."""
+
+    def __init__(self, name: str, read: Callable[[], R], unavailable: Callable[[str], R]) -> None:
+        self.name = name
+        self.read = read
+        self._unavailable = unavailable
+        self._health = SourceHealth(name)
+
+    def current(self) -> R:
+        """This scrape's reading, its health reported: the one taken for the scrape being
+        served (see Taken), else one read now, in the caller's thread (a test, the bench)."""
+        taken = _TAKEN.get()
+        reading = self.read() if taken is None else taken.of(self)
+        self._health.report(up=reading.up, problems=reading.problems)
+        return reading
+
+    def unavailable(self, why: str) -> R:
+        return self._unavailable(why)
+
+
+class Taken:
+    """The readings taken for one scrape, by source. Within `with taken:` the collectors
+    format these, and nothing else: a context variable, so that two scrapes served at once
+    each see their own."""
+
+    def __init__(self, readings: dict[Source[Any], Reading]) -> None:
+        self._readings = readings
+        self._token: Token[Taken | None] | None = None
+
+    def of(self, source: Source[R]) -> R:
+        return cast(R, self._readings[source])
+
+    def __enter__(self) -> Taken:
+        self._token = _TAKEN.set(self)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _TAKEN.reset(self._token)
+
+
+_TAKEN: ContextVar[Taken | None] = ContextVar("example_service_readings_taken", default=None)
+
+
 class DescribedCollector(Protocol):
     def collect(self) -> Iterable[Metric]: ...
 
     def describe(self) -> Iterable[Metric]: ...
+
+
+class ReadingCollector(DescribedCollector, Protocol):
+    """A collector of system readings, and the sources it formats."""
+
+    @property
+    def sources(self) -> Sequence[Source[Any]]: ...
 
 
 class ReadingsCollector:
@@ -71,7 +151,7 @@ class ReadingsCollector:
     family, and a page must not show a family twice. Any other family they both describe
     (hardware and demo readings together) is a mistake, refused here."""
 
-    def __init__(self, *collectors: DescribedCollector) -> None:
+    def __init__(self, *collectors: ReadingCollector) -> None:
         described: set[str] = set()
         for collector in collectors:
             for family in collector.describe():
@@ -79,6 +159,21 @@ class ReadingsCollector:
                     raise ValueError(f"two reading collectors describe {family.name}")
                 described.add(family.name)
         self._collectors = collectors
+        self._sources = [source for collector in collectors for source in collector.sources]
+        self._reads = OffLoop("readings", [source.read for source in self._sources])
+
+    async def take(self, budget: float = BUDGET_SECONDS) -> Taken:
+        """Every source's reading, read off the event loop; a source that gives none within
+        budget is unavailable for this scrape."""
+        readings: dict[Source[Any], Reading] = {}
+        for source, result in zip(self._sources, await self._reads.run(budget), strict=True):
+            if isinstance(result, Exception):
+                raise result
+            if isinstance(result, Missed):
+                readings[source] = source.unavailable(result.why)
+            else:
+                readings[source] = cast(Reading, result)
+        return Taken(readings)
 
     def describe(self) -> Iterator[Metric]:
         for collector in self._collectors:

@@ -32,10 +32,11 @@ from example_service.system.cgroup import CgroupReader
 
 @dataclass(frozen=True)
 class Metrics:
-    """The registry /metrics exposes, the observers the app reports each request to, and the
-    count of requests shed by reason."""
+    """The registry /metrics exposes, the readings it takes off the event loop first, the
+    observers the app reports each request to, and the count of requests shed by reason."""
 
     registry: CollectorRegistry
+    readings: ReadingsCollector
     observers: tuple[Observer, ...]
     shed: CounterFamily
 
@@ -65,7 +66,8 @@ def build_registry(
     ).info({"version": __version__})
     registry.register(InFlightCollector(lifecycle))
     hardware = DemoCollector() if demo_readings else HardwareCollector(sysfs_root=sysfs_root)
-    registry.register(ReadingsCollector(hardware, ContainerCollector(cgroup=cgroup)))
+    readings = ReadingsCollector(hardware, ContainerCollector(cgroup=cgroup))
+    registry.register(readings)
     shed = CounterFamily(
         "example_service_requests_shed",
         "Requests answered 503 at once, without being served, because the service is "
@@ -75,8 +77,8 @@ def build_registry(
     registry.register(shed)
     registry.register(connections)
     if not request_metrics:
-        return Metrics(registry, (), shed)
+        return Metrics(registry, readings, (), shed)
     lab, requests = LabMetrics(), RequestMetrics()
     for family in (*lab.families, *requests.families):
         registry.register(family)
-    return Metrics(registry, (lab, requests), shed)
+    return Metrics(registry, readings, (lab, requests), shed)

@@ -40,6 +40,11 @@ class CgroupReadings:
         """Whether everything the cgroup offers was read."""
         return not self.problems
 
+    @classmethod
+    def unavailable(cls, problem: str) -> CgroupReadings:
+        """No reading at all, and why."""
+        return cls(problems=(problem,))
+
 
 class CgroupReader:
     """This process's cgroup, found under cgroup_root from procfs_root/self/cgroup.
@@ -98,7 +103,7 @@ class CgroupReader:
         """Everything the cgroup's files say now."""
         reads = Reads()
         if self.version is None:
-            return CgroupReadings(problems=(f"no cgroup: {self.failure}",))
+            return CgroupReadings.unavailable(f"no cgroup: {self.failure}")
         quota = self._cpu_quota(reads)
         cores, period = quota if quota is not None else (None, None)
         cpu, cpuacct, memory = (self._dirs[controller] for controller in _CONTROLLERS)

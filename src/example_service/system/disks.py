@@ -28,6 +28,11 @@ class DeviceCounts:
     def up(self) -> bool:
         return not self.problems
 
+    @classmethod
+    def unavailable(cls, problem: str) -> DeviceCounts:
+        """No reading at all, and why."""
+        return cls((), (problem,))
+
 
 class DeviceCountReader:
     """A count per entry of a sysfs directory: sysfs_root/<directory>/<entry>/<file>."""

@@ -59,6 +59,11 @@ class Temperatures:
         card's, a sleeping GPU's) does not hide a real CPU reading."""
         return self.cpu_celsius is not None
 
+    @classmethod
+    def unavailable(cls, problem: str) -> Temperatures:
+        """No reading at all, and why."""
+        return cls(None, (), (problem,))
+
 
 class _Channel(NamedTuple):
     file: str  # temp1_input
