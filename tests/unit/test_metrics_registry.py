@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import generate_latest
+from prometheus_client.exposition import choose_encoder
 from support.fake_rsgi import FakeScope
 from support.ports import free_port
 from support.readings import FIXTURES
@@ -90,3 +92,22 @@ def test_demo_readings_replace_the_hardware_families() -> None:
     assert "cpu_temperature_celsius 65.3" in page
     assert "example_service_demo_readings 1.0" in page
     assert not [line for line in page if line.startswith("example_service_sensor_")]
+
+
+@pytest.mark.parametrize("accept", ["", "application/openmetrics-text; version=1.0.0"])
+def test_the_page_renders_as_the_library_encodes_it(accept: str) -> None:
+    metrics = build()
+    for observer in metrics.observers:
+        observer.record(FakeScope("GET"), "/abc", 200, 0.015)
+        observer.record(FakeScope("BREW"), "<unmatched>", 404, 0.001)
+    encoder, _ = choose_encoder(accept)
+
+    def lines(page: bytes) -> list[str]:
+        # The process's CPU time and the collector's counts move between two encodings.
+        return [
+            line.rpartition(" ")[0] if line.startswith(("process_", "python_gc_")) else line
+            for line in page.decode().splitlines()
+        ]
+
+    for _ in range(2):
+        assert lines(metrics.registry.render(encoder)) == lines(encoder(metrics.registry))

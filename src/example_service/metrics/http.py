@@ -6,8 +6,6 @@ value for unknown paths) and methods outside HTTP's registered set count as "OTH
 
 from __future__ import annotations
 
-from prometheus_client.registry import Collector
-
 from example_service.metrics.loop_local import Count, CounterFamily, Histogram, HistogramFamily
 from example_service.rsgi import Scope
 
@@ -42,7 +40,10 @@ class RequestMetrics:
             ("method", "route"),
             DURATION_BUCKETS,
         )
-        self.families: tuple[Collector, ...] = (self._requests, self._duration)
+        self.families: tuple[CounterFamily | HistogramFamily, ...] = (
+            self._requests,
+            self._duration,
+        )
         # One lookup per request finds both: the keys are as bounded as the labels.
         self._series: dict[tuple[str, str, int], _Series] = {}
 

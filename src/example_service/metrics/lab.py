@@ -3,8 +3,6 @@ fixes them."""
 
 from __future__ import annotations
 
-from prometheus_client.registry import Collector
-
 from example_service.metrics.loop_local import CounterFamily, HistogramFamily
 from example_service.rsgi import Scope
 
@@ -26,7 +24,7 @@ class LabMetrics:
             "request_latency_seconds", "Time spent in this service.", (), LAB_LATENCY_BUCKETS
         )
         self._latency = latency.child(())
-        self.families: tuple[Collector, ...] = (requests, latency)
+        self.families: tuple[CounterFamily | HistogramFamily, ...] = (requests, latency)
 
     def record(self, scope: Scope, route: str, status: int, seconds: float) -> None:
         """Every answered GET (or HEAD) /abc: +1 and one observation, whatever the status.

@@ -3,6 +3,7 @@ and no other module registers one at all."""
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from prometheus_client import (
     ProcessCollector,
     disable_created_metrics,
 )
+from prometheus_client.registry import Collector
 
 from example_service import __version__
 from example_service.app import Observer
@@ -21,13 +23,51 @@ from example_service.connections import ConnectionsCollector
 from example_service.lifecycle import Lifecycle
 from example_service.metrics.container import ContainerCollector
 from example_service.metrics.demo import DemoCollector
+from example_service.metrics.formats import Encoder, Format, format_key
 from example_service.metrics.hardware import HardwareCollector
 from example_service.metrics.http import RequestMetrics
 from example_service.metrics.in_flight import InFlightCollector
 from example_service.metrics.lab import LabMetrics
-from example_service.metrics.loop_local import CounterFamily
+from example_service.metrics.loop_local import CounterFamily, HistogramFamily
 from example_service.metrics.readings import ReadingsCollector
 from example_service.system.cgroup import CgroupReader
+
+
+class Registry(CollectorRegistry):
+    """prometheus-client's registry (it checks that no family is registered twice), which
+    also writes the page itself, byte for byte as the library's encoders would, from text
+    kept for each series (metrics/formats.py). The loop-local families write their lines
+    straight from their counts, without building the library's family objects at all."""
+
+    def __init__(self) -> None:
+        super().__init__(auto_describe=True)
+        # The collectors in page order, each with its own lines or None (the library's).
+        self._parts: list[tuple[Collector, CounterFamily | HistogramFamily | None]] = []
+        self._formats: dict[Hashable, Format] = {}
+
+    def register(self, collector: Collector) -> None:
+        super().register(collector)
+        own = collector if isinstance(collector, CounterFamily | HistogramFamily) else None
+        self._parts.append((collector, own))
+
+    def unregister(self, collector: Collector) -> None:
+        super().unregister(collector)
+        self._parts = [part for part in self._parts if part[0] is not collector]
+
+    def render(self, encoder: Encoder) -> bytes:
+        """What encoder(self) writes, byte for byte, in a fraction of the time."""
+        key = format_key(encoder)
+        page_format = self._formats.get(key)
+        if page_format is None:
+            page_format = self._formats[key] = Format(encoder)
+        parts: list[str] = []
+        for collector, own in self._parts:
+            if own is None:
+                parts += (page_format.family(family) for family in collector.collect())
+            else:
+                parts.append(own.render(page_format))
+        page_format.page_done()
+        return "".join(parts).encode() + page_format.trailer
 
 
 @dataclass(frozen=True)
@@ -35,7 +75,7 @@ class Metrics:
     """The registry /metrics exposes, the readings it takes off the event loop first, the
     observers the app reports each request to, and the count of requests shed by reason."""
 
-    registry: CollectorRegistry
+    registry: Registry
     readings: ReadingsCollector
     observers: tuple[Observer, ...]
     shed: CounterFamily
@@ -57,7 +97,7 @@ def build_registry(
     # The lab's output has no *_created series. The loop-local families never make one;
     # this keeps it so for any prometheus-client Counter or Histogram added to the registry.
     disable_created_metrics()  # type: ignore[no-untyped-call]
-    registry = CollectorRegistry(auto_describe=True)
+    registry = Registry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
