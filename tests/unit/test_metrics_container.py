@@ -4,6 +4,7 @@ tests/fixtures/readings/README.md), and what a broken cgroup leaves on the page 
 from __future__ import annotations
 
 import errno
+import os
 import shutil
 from pathlib import Path
 
@@ -84,14 +85,14 @@ def test_read_failing_with_eagain(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     cgroup = reader(FIXTURES / "cgroup-v2-limits")
-    original = files.read_file
+    original = files.read_at
 
-    def read_file(name: str, dir_fd: int | None = None) -> str:
-        if name.endswith("/memory.stat"):
+    def read_at(fd: int) -> str:
+        if os.readlink(f"/proc/self/fd/{fd}").endswith("/memory.stat"):
             raise OSError(errno.EAGAIN, "Resource temporarily unavailable")
-        return original(name, dir_fd)
+        return original(fd)
 
-    monkeypatch.setattr(files, "read_file", read_file)
+    monkeypatch.setattr(files, "read_at", read_at)
     collector = ContainerCollector(cgroup=cgroup)
     for _ in range(3):
         assert_golden(scrape(collector), "broken-cgroup-eagain")

@@ -4,7 +4,7 @@ sysfs trees, and what broken ones leave on the page and in the log.
 The trees under tests/fixtures/readings are modelled on real machines (see its README); the
 broken cases are made from copies at test time. Tests run as root, for whom chmod 000 hides
 nothing: an unreadable file is a directory where the file should be (reading it fails with
-EISDIR), and failing reads (EIO, EAGAIN) come from patching files.read_file, the one
+EISDIR), and failing reads (EIO, EAGAIN) come from patching files.read_at, the one
 function every read goes through."""
 
 from __future__ import annotations
@@ -37,17 +37,16 @@ def copy(machine: str, tmp_path: Path) -> Path:
 def failing_reads(
     monkeypatch: pytest.MonkeyPatch, suffix: str, action: Callable[[Path], None]
 ) -> None:
-    """Runs action on the file whose real path ends with suffix just before it is read."""
-    original = files.read_file
+    """Runs action on the file whose real path ends with suffix each time it is read."""
+    original = files.read_at
 
-    def read_file(name: str, dir_fd: int | None = None) -> str:
-        directory = os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd is not None else ""
-        path = Path(directory, name).resolve()
+    def read_at(fd: int) -> str:
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
         if str(path).endswith(suffix):
             action(path)
-        return original(name, dir_fd)
+        return original(fd)
 
-    monkeypatch.setattr(files, "read_file", read_file)
+    monkeypatch.setattr(files, "read_at", read_at)
 
 
 def raise_error(code: int) -> Callable[[Path], None]:
@@ -105,8 +104,9 @@ def negative(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def vanished(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """sdc's counter goes between listing and reading, as when a disk is pulled."""
-    failing_reads(monkeypatch, "0:0:2:0/ioerr_cnt", lambda path: path.unlink(missing_ok=True))
+    """sdc goes between listing and reading, as when a disk is pulled: the kernel fails the
+    read of its counter with ENODEV."""
+    failing_reads(monkeypatch, "0:0:2:0/ioerr_cnt", raise_error(errno.ENODEV))
 
 
 def chip_vanished(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:

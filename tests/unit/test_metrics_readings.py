@@ -154,7 +154,7 @@ def test_registering_reads_nothing(
     def refuse(name: object, *args: object, **kwargs: object) -> None:
         raise AssertionError(f"touched {name} while registering")
 
-    monkeypatch.setattr(files, "read_file", refuse)
+    monkeypatch.setattr(files, "read_at", refuse)
     for name in ("open", "listdir", "readlink", "stat", "scandir"):
         monkeypatch.setattr(os, name, refuse)
     for collector in collectors:
@@ -185,11 +185,10 @@ def test_a_source_that_blocks_is_down_for_each_scrape_and_warns_once(
         return time.monotonic() - start, page.splitlines()
 
     def unblock() -> None:
-        writer = os.open(sensor, os.O_WRONLY)  # lets the blocked open through
         replacement = tmp_path / "temp1_input"
         replacement.write_text("61000\n")
+        writer = os.open(sensor, os.O_WRONLY)  # lets the blocked open through
         replacement.replace(sensor)
-        os.write(writer, b"61000\n")
         os.close(writer)
 
     async def main() -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
+from typing import Any
 
+import pytest
 from support.readings import FIXTURES
 
 from example_service.system.disks import DeviceCount, DeviceCounts, disk_errors, ext4_errors
@@ -69,3 +72,27 @@ def test_no_block_directory_is_a_problem(tmp_path: Path) -> None:
     readings = disk_errors(tmp_path).read()
     assert readings.counts == ()
     assert readings.problems == (f"{tmp_path}/block: No such file or directory",)
+
+
+def test_entries_without_a_counter_are_not_tried_again_until_replaced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sysfs = copy("server", tmp_path)
+    reader = disk_errors(sysfs)
+    first = reader.read()
+    opened: list[str] = []
+    original = os.open
+
+    def counting(name: str, *args: Any, **kwargs: Any) -> int:
+        opened.append(name)
+        return original(name, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", counting)
+    assert reader.read() == first
+    assert opened == [f"{sysfs}/block"]  # dm-0 and md0 not tried; the counters kept open
+
+    # dm-0 goes, and a SCSI disk comes under that name: a new entry (made before the old one
+    # goes, so that this filesystem cannot give it the old inode, as sysfs never does), read.
+    (sysfs / "block/new").symlink_to(os.readlink(sysfs / "block/sdb"))
+    (sysfs / "block/new").replace(sysfs / "block/dm-0")
+    assert DeviceCount("/dev/dm-0", 31) in reader.read().counts

@@ -4,6 +4,7 @@ golden pages are in test_metrics_hardware.py."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -148,13 +149,13 @@ def test_labels_are_read_once_per_chip_and_again_for_a_new_chip(
 ) -> None:
     chip(tmp_path, 0, "coretemp", {1: (50000, "Package id 0")})
     read_names: list[str] = []
-    original = files.read_file
+    original = files.read_at
 
-    def counting(name: str, dir_fd: int | None = None) -> str:
-        read_names.append(name)
-        return original(name, dir_fd)
+    def counting(fd: int) -> str:
+        read_names.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        return original(fd)
 
-    monkeypatch.setattr(files, "read_file", counting)
+    monkeypatch.setattr(files, "read_at", counting)
     reader = TemperatureReader(sysfs_root=tmp_path)
     reader.read()
     reader.read()

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from example_service.system.files import Reads, read_file
+from example_service.system.files import OpenFiles, Reads, read_file
 
 # cgroup v1 says "no memory limit" with LONG_MAX rounded down to a page:
 # 9223372036854771712 with 4 KiB pages, 9223372036854710272 with 64 KiB pages.
@@ -58,6 +58,7 @@ class CgroupReader:
         self.path: str | None = None
         self.failure: str | None = None
         self._dirs: dict[str, str] = {}
+        self._files = OpenFiles()
         source = f"{procfs_root}/self/cgroup"
         try:
             memberships = _parse_memberships(read_file(source))
@@ -100,10 +101,11 @@ class CgroupReader:
         return self._memory_limit(Reads())
 
     def read(self) -> CgroupReadings:
-        """Everything the cgroup's files say now."""
-        reads = Reads()
+        """Everything the cgroup's files say now. Not for two threads at once: it keeps its
+        files open between readings (cpu_limit_cores and memory_limit_bytes do not)."""
         if self.version is None:
             return CgroupReadings.unavailable(f"no cgroup: {self.failure}")
+        reads = Reads(self._files)
         quota = self._cpu_quota(reads)
         cores, period = quota if quota is not None else (None, None)
         cpu, cpuacct, memory = (self._dirs[controller] for controller in _CONTROLLERS)
@@ -129,6 +131,7 @@ class CgroupReader:
             # As the kubelet counts it for eviction: the inactive page cache is reclaimable.
             working_set = max(memory_usage - inactive, 0)
         memory_limit = self._memory_limit(reads)
+        self._files.reading_done()
         return CgroupReadings(
             cpu_quota_cores=cores,
             cpu_period_seconds=period,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from example_service.system.files import Directory, Reads
+from example_service.system.files import Directory, OpenFiles, Reads
 
 # hwmon chips that measure the CPU, with the labels of their whole-CPU sensors in order of
 # preference; a chip with none of those labels counts all its sensors (old coretemp kernels
@@ -83,17 +83,20 @@ class _Chip(NamedTuple):
 class TemperatureReader:
     """The sensors under sysfs_root/class/hwmon, and the thermal zones when hwmon has no CPU.
 
-    Not for two threads at once: it remembers chip layouts between readings."""
+    Not for two threads at once: it remembers chip layouts, and keeps files open, between
+    readings."""
 
     def __init__(self, *, sysfs_root: Path) -> None:
         self._root = str(sysfs_root)
         # Chips by (hwmon entry, directory inode): listing a chip and reading its name and
         # labels would cost more than reading its temperatures.
         self._chips: dict[tuple[str, int], _Chip] = {}
+        self._files = OpenFiles()
 
     def read(self) -> Temperatures:
-        reads = Reads()
+        reads = Reads(self._files)
         cpu, sensors = self._temperatures(reads)
+        self._files.reading_done()
         return Temperatures(
             cpu_celsius=cpu,
             sensors=tuple(sorted(sensors, key=lambda sensor: (sensor.chip, sensor.channel))),
