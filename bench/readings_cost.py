@@ -26,16 +26,17 @@ from pathlib import Path
 from types import ModuleType
 
 from prometheus_client import (
-    CollectorRegistry,
     GCCollector,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
 )
 
-from example_service.metrics.container import CgroupReader, ContainerCollector
+from example_service.metrics.container import ContainerCollector
 from example_service.metrics.hardware import HardwareCollector
 from example_service.metrics.readings import ReadingsCollector
+from example_service.metrics.registry import Registry
+from example_service.system.cgroup import CgroupReader
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 FIXTURES = REPOSITORY / "tests/fixtures/readings"
@@ -52,8 +53,8 @@ def _largest() -> ModuleType:
     return module
 
 
-def _page(readings: ReadingsCollector | None) -> CollectorRegistry:
-    registry = CollectorRegistry(auto_describe=True)
+def _page(readings: ReadingsCollector | None) -> Registry:
+    registry = Registry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
@@ -69,11 +70,11 @@ def _readings(sysfs: Path, cgroup_root: Path, procfs: Path) -> ReadingsCollector
     )
 
 
-def _compare(title: str, base: CollectorRegistry, full: CollectorRegistry, scrapes: int) -> None:
-    def timed(registry: CollectorRegistry) -> Callable[[], float]:
+def _compare(title: str, base: Registry, full: Registry, scrapes: int) -> None:
+    def timed(registry: Registry) -> Callable[[], float]:
         def scrape() -> float:
             start = time.perf_counter()
-            generate_latest(registry)
+            registry.render(generate_latest)
             return time.perf_counter() - start
 
         return scrape
@@ -89,7 +90,7 @@ def _compare(title: str, base: CollectorRegistry, full: CollectorRegistry, scrap
     base_ms = statistics.median(base_times) * 1e3
     full_ms = statistics.median(full_times) * 1e3
     added = full_ms - base_ms
-    samples = generate_latest(full).count(b"\n") - generate_latest(base).count(b"\n")
+    samples = full.render(generate_latest).count(b"\n") - base.render(generate_latest).count(b"\n")
     verdict = "within" if added <= TARGET_MS else "OVER"
     print(f"{title} (median of {scrapes} scrapes each)")
     print(f"  without readings   {base_ms:7.3f} ms")

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
+from functools import partial
 from pathlib import Path
 
 from example_service.faults import Faults
 from example_service.identity import build_identity
 from example_service.lifecycle import Lifecycle
-from example_service.metrics.container import CgroupReader
 from example_service.metrics.loop_local import Count
 from example_service.rsgi import Response, Scope
+from example_service.system.cgroup import CgroupReader
+from example_service.system.worker import Missed, OffLoop
 from example_service.workload import (
     DeadlineExceeded,
     Overloaded,
@@ -90,13 +92,20 @@ class Readyz:
 
 
 class Info:
-    """GET /info: the replica's identity and its container's view of itself, as JSON."""
+    """GET /info: the replica's identity and its container's view of itself, as JSON.
+
+    Read off the event loop, as the scrape's readings are: a cgroup file that blocks must not
+    stall the loop. With no answer within the budget, 503."""
 
     def __init__(self, procfs_root: Path, cgroup: CgroupReader, num: int | None) -> None:
-        self._procfs_root = procfs_root
-        self._cgroup = cgroup
-        self._num = num
+        self._identity = OffLoop(
+            "info", [partial(build_identity, procfs_root=procfs_root, cgroup=cgroup, num=num)]
+        )
 
     async def __call__(self, scope: Scope) -> Response:
-        identity = build_identity(procfs_root=self._procfs_root, cgroup=self._cgroup, num=self._num)
+        (identity,) = await self._identity.run()
+        if isinstance(identity, Exception):
+            raise identity
+        if isinstance(identity, Missed):
+            return Response(503, f"system readings unavailable: {identity.why}\n".encode())
         return Response(200, json.dumps(identity, indent=2).encode() + b"\n", JSON)

@@ -5,14 +5,13 @@ limits can change while the process runs (in-place pod resize)."""
 
 from __future__ import annotations
 
-import os
 import socket
 from pathlib import Path
 from typing import TypedDict
 
 from example_service import __version__
-from example_service.metrics.container import CgroupReader
-from example_service.metrics.readings import read_file
+from example_service.system.cgroup import CgroupReader
+from example_service.system.process import read_process_identity
 
 
 class CgroupIdentity(TypedDict):
@@ -34,11 +33,12 @@ class Identity(TypedDict):
 
 def build_identity(*, procfs_root: Path, cgroup: CgroupReader, num: int | None) -> Identity:
     """num is the workload size NUM, None when it is not set."""
+    process = read_process_identity(procfs_root)
     return {
         "hostname": socket.gethostname(),
         "version": __version__,
-        "pid": _namespace_pid(procfs_root),
-        "namespaces": _namespaces(procfs_root),
+        "pid": process.pid,
+        "namespaces": dict(process.namespaces),
         "cgroup": (
             None
             if cgroup.version is None or cgroup.path is None
@@ -49,40 +49,3 @@ def build_identity(*, procfs_root: Path, cgroup: CgroupReader, num: int | None) 
         "num": num,
         "num_set": num is not None,
     }
-
-
-def _namespace_pid(procfs_root: Path) -> int:
-    """The PID in the innermost PID namespace: 1 for a container's first process.
-
-    NSpid lists the PID in each nested namespace, from the one the procfs was mounted in
-    inwards; the last is our own. Kernels before 4.1 have no NSpid, and then os.getpid()
-    is that same number."""
-    try:
-        status = read_file(f"{procfs_root}/self/status")
-    except OSError:
-        return os.getpid()
-    for line in status.splitlines():
-        if line.startswith("NSpid:"):
-            fields = line.split()
-            if len(fields) > 1 and fields[-1].isdigit():
-                return int(fields[-1])
-    return os.getpid()
-
-
-def _namespaces(procfs_root: Path) -> dict[str, int]:
-    """{"pid": 4026531836, ...}: processes sharing a namespace show the same inode."""
-    directory = f"{procfs_root}/self/ns"
-    try:
-        entries = sorted(os.listdir(directory))
-    except OSError:
-        return {}
-    inodes: dict[str, int] = {}
-    for entry in entries:
-        try:
-            target = os.readlink(f"{directory}/{entry}")  # "pid:[4026531836]"
-        except OSError:
-            continue
-        inode = target.rpartition("[")[2].rstrip("]")
-        if inode.isdigit():
-            inodes[entry] = int(inode)
-    return inodes

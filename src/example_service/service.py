@@ -12,16 +12,10 @@ from example_service.connections import Connections, ConnectionsCollector, Limit
 from example_service.endpoints import ComputeFibonacci, Info, Readyz, healthz
 from example_service.faults import Faults
 from example_service.lifecycle import Lifecycle, Phase
-from example_service.metrics.container import CgroupReader, ContainerCollector
-from example_service.metrics.demo import DemoCollector
 from example_service.metrics.exposition import MetricsEndpoint
-from example_service.metrics.hardware import HardwareCollector
-from example_service.metrics.http import RequestMetrics
-from example_service.metrics.in_flight import InFlightCollector
-from example_service.metrics.loop_local import CounterFamily
-from example_service.metrics.readings import ReadingsCollector
-from example_service.metrics.registry import LabMetrics, build_registry
+from example_service.metrics.registry import build_registry
 from example_service.settings import Settings
+from example_service.system.cgroup import CgroupReader
 from example_service.workload import Workload, default_workers
 
 log = logging.getLogger(__name__)
@@ -31,41 +25,31 @@ class Service:
     def __init__(self, settings: Settings, max_connections: int) -> None:
         self.settings = settings
         self.lifecycle = Lifecycle()
-        registry = build_registry()
-        registry.register(InFlightCollector(self.lifecycle))
         cgroup = CgroupReader(cgroup_root=settings.cgroup_root, procfs_root=settings.procfs_root)
-        hardware: DemoCollector | HardwareCollector = (
-            DemoCollector()
-            if settings.demo_readings
-            else HardwareCollector(sysfs_root=settings.sysfs_root)
+        connections = Connections(settings.port)
+        self.limit_guard = LimitGuard(connections, max_connections)
+        metrics = build_registry(
+            lifecycle=self.lifecycle,
+            cgroup=cgroup,
+            sysfs_root=settings.sysfs_root,
+            demo_readings=settings.demo_readings,
+            connections=ConnectionsCollector(connections, self.limit_guard),
+            request_metrics=settings.request_metrics,
         )
-        registry.register(ReadingsCollector(hardware, ContainerCollector(cgroup=cgroup)))
         self.workload = Workload(
             settings.fib_n,
             settings.workers or default_workers(cgroup.cpu_limit_cores()),
             settings.request_timeout,
             settings.max_queue,
         )
-        shed = CounterFamily(
-            "example_service_requests_shed",
-            "Requests answered 503 at once, without being served, because the service is "
-            "overloaded, by reason.",
-            ("reason",),
-        )
-        registry.register(shed)
-        connections = Connections(settings.port)
-        self.limit_guard = LimitGuard(connections, max_connections)
-        registry.register(ConnectionsCollector(connections, self.limit_guard))
         faults = Faults(settings.fault_error_ratio, settings.fault_latency)
         if faults.enabled:
             log.warning(
                 "fault injection is on: /abc fails or slows down on purpose",
                 extra={"error_ratio": faults.error_ratio, "latency_ms": str(faults.latency)},
             )
-        observers: list[Observer] = []
-        if settings.request_metrics:
-            observers += [LabMetrics(registry), RequestMetrics(registry)]
-        else:
+        observers: list[Observer] = list(metrics.observers)
+        if not settings.request_metrics:
             # Absent rather than frozen at 0: a dashboard or an alert can tell absent series.
             log.warning(
                 "request metrics are off: /metrics has no request_total, "
@@ -81,10 +65,10 @@ class Service:
                         num_set=settings.num is not None,
                         faults=faults,
                         # The only reason today; the label leaves room for others.
-                        shed=shed.child(("queue_full",)),
+                        shed=metrics.shed.child(("queue_full",)),
                     )
                 },
-                "/metrics": {"GET": MetricsEndpoint(registry)},
+                "/metrics": {"GET": MetricsEndpoint(metrics.registry, metrics.readings)},
                 "/healthz": {"GET": healthz},
                 "/readyz": {"GET": Readyz(self.lifecycle)},
                 "/info": {"GET": Info(settings.procfs_root, cgroup, settings.num)},

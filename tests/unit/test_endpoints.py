@@ -36,9 +36,9 @@ from example_service.endpoints import (
 from example_service.faults import DelayRange, Faults
 from example_service.identity import build_identity
 from example_service.lifecycle import Lifecycle, Phase
-from example_service.metrics.container import CgroupReader
 from example_service.metrics.loop_local import Count
 from example_service.rsgi import TEXT, Response
+from example_service.system.cgroup import CgroupReader
 
 READINGS = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
 NO_FAULTS = Faults()

@@ -4,7 +4,8 @@ It replaces HardwareCollector: the two export the same lab families."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
@@ -14,7 +15,7 @@ from example_service.metrics.hardware import (
     HD_ERRORS,
     HD_ERRORS_HELP,
 )
-from example_service.metrics.readings import DEMO_READINGS, DEMO_READINGS_HELP, logger
+from example_service.metrics.readings import DEMO_READINGS, DEMO_READINGS_HELP, Source, logger
 
 # What the lab set by hand "for convenience of testing".
 DEMO_CPU_TEMPERATURE = 65.3
@@ -23,6 +24,8 @@ DEMO_DISK_ERRORS = 1
 
 
 class DemoCollector:
+    sources: Sequence[Source[Any]] = ()  # nothing is read
+
     def __init__(self) -> None:
         logger.warning(
             "demo readings on: %s %s and %s{device=%r} %s are the lab's hand-set figures, "

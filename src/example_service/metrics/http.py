@@ -6,8 +6,6 @@ value for unknown paths) and methods outside HTTP's registered set count as "OTH
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry
-
 from example_service.metrics.loop_local import Count, CounterFamily, Histogram, HistogramFamily
 from example_service.rsgi import Scope
 
@@ -30,7 +28,7 @@ class _Series:
 
 
 class RequestMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self) -> None:
         self._requests = CounterFamily(
             "http_requests",
             "HTTP requests answered, by method, route and status code.",
@@ -42,8 +40,10 @@ class RequestMetrics:
             ("method", "route"),
             DURATION_BUCKETS,
         )
-        registry.register(self._requests)
-        registry.register(self._duration)
+        self.families: tuple[CounterFamily | HistogramFamily, ...] = (
+            self._requests,
+            self._duration,
+        )
         # One lookup per request finds both: the keys are as bounded as the labels.
         self._series: dict[tuple[str, str, int], _Series] = {}
 

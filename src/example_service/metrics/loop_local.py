@@ -1,21 +1,29 @@
 """Counters and histograms for values that only the event loop's thread ever updates.
 
 prometheus-client's Counter and Histogram take a lock on every update, so that any thread
-may write. Here one thread writes (the request handlers run on the event loop) and scrapes
-run on that same thread, so a plain integer is already exact and every scrape sees one
-consistent state. Measured on one core, the locked updates and label lookups cost 14% of a
-request's CPU against 4% for these (README, "Performance"). They reach the registry through
-prometheus-client's custom-collector interface, so the exposition stays the library's.
+may write. Here one thread writes (the request handlers run on the event loop) and every page
+is encoded on that same thread, without an await in between (the system readings alone are
+taken by threads of their own, system/worker.py, and they touch none of these values). So a
+plain integer is already exact and every scrape sees one consistent state. Measured on one
+core, the locked updates and label lookups cost 14% of a request's CPU against 4% for these
+(README, "Performance"). They reach the registry through prometheus-client's custom-collector
+interface, so the exposition stays the library's.
 """
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
+from itertools import accumulate, islice
+from typing import Generic, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
+
+from example_service.metrics.formats import Format, value_text
 
 
 class Histogram:
@@ -50,50 +58,113 @@ class Count:
         self.value = 0
 
 
-class CounterFamily(Collector):
-    """A labelled counter family; a caller increments the Count of a label set."""
+Child = TypeVar("Child", Count, Histogram)
+Family = TypeVar("Family", CounterMetricFamily, HistogramMetricFamily)
+
+
+class _Rendering:
+    """A family in one format but for its values: its header, and for each series (in the
+    order of children) the text before each of its values."""
+
+    __slots__ = ("header", "series")
+
+    def __init__(self, header: str) -> None:
+        self.header = header
+        self.series: list[list[str]] = []
+
+
+class _Family(Collector, ABC, Generic[Child, Family]):
+    """A labelled family; a caller updates the child of a label set. Children are never
+    removed: their label sets are bounded by the caller."""
 
     def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
         self.name, self.documentation, self.labels = name, documentation, tuple(labels)
-        self.children: dict[tuple[str, ...], Count] = {}
+        self.children: dict[tuple[str, ...], Child] = {}
+        self._renderings: dict[Hashable, _Rendering] = {}
 
-    def child(self, label_values: tuple[str, ...]) -> Count:
-        count = self.children.get(label_values)
-        if count is None:
-            count = self.children[label_values] = Count()
-        return count
+    def child(self, label_values: tuple[str, ...]) -> Child:
+        child = self.children.get(label_values)
+        if child is None:
+            child = self.children[label_values] = self._new_child()
+        return child
 
-    def collect(self) -> Iterable[CounterMetricFamily]:
-        family = CounterMetricFamily(self.name, self.documentation, labels=self.labels)
-        for label_values, count in self.children.items():
-            family.add_metric(label_values, count.value)
+    def collect(self) -> Iterable[Metric]:
+        family = self._empty()
+        for label_values, child in self.children.items():
+            self._add(family, label_values, child)
         yield family
 
-    def describe(self) -> Iterable[CounterMetricFamily]:
-        yield CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+    def describe(self) -> Iterable[Metric]:
+        yield self._empty()
+
+    def render(self, page_format: Format) -> str:
+        """The family's text in page_format: what collect() would give the format's encoder."""
+        rendering = self._renderings.get(page_format.key)
+        if rendering is None:
+            rendering = _Rendering("".join(page_format.lines(self._empty())))
+            self._renderings[page_format.key] = rendering
+        for label_values in islice(self.children, len(rendering.series), None):
+            one = self._empty()
+            self._add(one, label_values, self._new_child())
+            rendering.series.append(page_format.prefixes(self._empty(), one)[1])
+        lines = [rendering.header]
+        for prefixes, child in zip(rendering.series, self.children.values(), strict=True):
+            for prefix, value in zip(prefixes, self._values(child), strict=True):
+                lines.append(f"{prefix}{value_text(value)}\n")
+        return "".join(lines)
+
+    @abstractmethod
+    def _new_child(self) -> Child: ...
+
+    @abstractmethod
+    def _empty(self) -> Family: ...
+
+    @abstractmethod
+    def _add(self, family: Family, label_values: tuple[str, ...], child: Child) -> None: ...
+
+    @abstractmethod
+    def _values(self, child: Child) -> Iterable[float]:
+        """The child's values in the order of its samples."""
 
 
-class HistogramFamily(Collector):
-    """A labelled histogram family; a caller observes into the Histogram of a label set."""
+class CounterFamily(_Family[Count, CounterMetricFamily]):
+    """A labelled counter family."""
+
+    def _new_child(self) -> Count:
+        return Count()
+
+    def _empty(self) -> CounterMetricFamily:
+        return CounterMetricFamily(self.name, self.documentation, labels=self.labels)
+
+    def _add(
+        self, family: CounterMetricFamily, label_values: tuple[str, ...], child: Count
+    ) -> None:
+        family.add_metric(label_values, child.value)
+
+    def _values(self, child: Count) -> Iterable[float]:
+        return (child.value,)
+
+
+class HistogramFamily(_Family[Histogram, HistogramMetricFamily]):
+    """A labelled histogram family."""
 
     def __init__(
         self, name: str, documentation: str, labels: Sequence[str], bounds: Sequence[float]
     ) -> None:
-        self.name, self.documentation, self.labels = name, documentation, tuple(labels)
+        super().__init__(name, documentation, labels)
         self.bounds = tuple(bounds)
-        self.children: dict[tuple[str, ...], Histogram] = {}
 
-    def child(self, label_values: tuple[str, ...]) -> Histogram:
-        histogram = self.children.get(label_values)
-        if histogram is None:
-            histogram = self.children[label_values] = Histogram(self.bounds)
-        return histogram
+    def _new_child(self) -> Histogram:
+        return Histogram(self.bounds)
 
-    def collect(self) -> Iterable[HistogramMetricFamily]:
-        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
-        for label_values, histogram in self.children.items():
-            family.add_metric(list(label_values), list(histogram.buckets()), histogram.sum)
-        yield family
+    def _empty(self) -> HistogramMetricFamily:
+        return HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
 
-    def describe(self) -> Iterable[HistogramMetricFamily]:
-        yield HistogramMetricFamily(self.name, self.documentation, labels=self.labels)
+    def _add(
+        self, family: HistogramMetricFamily, label_values: tuple[str, ...], child: Histogram
+    ) -> None:
+        family.add_metric(list(label_values), list(child.buckets()), child.sum)
+
+    def _values(self, child: Histogram) -> Iterable[float]:
+        cumulative = list(accumulate(child.counts))
+        return (*cumulative, cumulative[-1], child.sum)  # buckets, _count, _sum

@@ -1,21 +1,25 @@
-"""What every system reading shares: how a file is read, and how a failing source is reported.
+"""What the families of every system reading share: where a scrape's readings come from, and
+how a failing source is reported.
 
-A source that cannot be read yields no sample (never a made-up number), one warning on the
+In a scrape served by the service, the /metrics handler first takes every source's reading off
+the event loop, each within its budget (take(), system/worker.py), then encodes the page on the
+loop from those readings; nothing is kept for a later scrape. A source that cannot be read, or
+not within its budget, yields no sample (never a made-up number), one warning on the
 ``example_service.readings`` logger until it recovers (then one info line), and
 ``example_service_source_up{source}`` 0. See docs/readings.md.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
-import os
-import threading
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
-from typing import NamedTuple, Protocol
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextvars import ContextVar, Token
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar, cast
 
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+
+from example_service.system.worker import BUDGET_SECONDS, Missed, OffLoop
 
 logger = logging.getLogger("example_service.readings")
 
@@ -26,157 +30,25 @@ DEMO_READINGS_HELP = (
     "1 when the demo source replaces real readings with the lab's hand-set figures, 0 otherwise."
 )
 
-# These mean "nothing to read here (any more)", not "broken": a disk unplugged between listing
-# and reading (ENOENT, ENODEV), a driver with no value right now (iwlwifi answers ENODATA while
-# its radio is off), a file this kernel or this cgroup does not offer.
-_ABSENT = frozenset({errno.ENOENT, errno.ENODEV, errno.ENODATA, errno.ENOTDIR})
-
-_CHUNK = 65536
 _SHOWN_PROBLEMS = 3
-_SHOWN_TEXT = 40
-
-
-def read_file(name: str, dir_fd: int | None = None) -> str:
-    """Return a file's text. Every reading goes through here: one place to keep cheap and to
-    break in tests. os.open/os.read skip the buffered-file machinery, which costs more than
-    the read itself for these tiny files; opening relative to a directory's descriptor saves
-    walking the long sysfs path (and its links) again for each file."""
-    fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
-    try:
-        chunks = [os.read(fd, _CHUNK)]
-        # sysfs and cgroupfs answer a whole file in one read; loop only for a larger one.
-        while len(chunks[-1]) == _CHUNK:
-            chunks.append(os.read(fd, _CHUNK))
-    finally:
-        os.close(fd)
-    return b"".join(chunks).decode("utf-8", "replace")
-
-
-class Directory(NamedTuple):
-    """An open directory: its path, for messages, and its descriptor, to read within it."""
-
-    path: str
-    fd: int
-
-
-def _path(within: Directory | None, name: str) -> str:
-    return name if within is None else f"{within.path}/{name}"
-
-
-def _fd(within: Directory | None) -> int | None:
-    return None if within is None else within.fd
-
-
-class Reads:
-    """The reads of one source during one scrape, and the problems they met.
-
-    A name is read within an open Directory, or is a whole path when within is None. Each
-    method returns None when there is no value, and notes why unless the file is simply
-    absent (see _ABSENT)."""
-
-    def __init__(self) -> None:
-        self.problems: list[str] = []
-
-    def note(self, problem: str) -> None:
-        self.problems.append(problem)
-
-    def _failed(self, path: str, error: OSError) -> None:
-        if error.errno not in _ABSENT:
-            self.problems.append(f"{path}: {error.strerror or error}")
-
-    @contextmanager
-    def directory(
-        self, name: str, within: Directory | None = None, *, required: bool = False
-    ) -> Iterator[Directory | None]:
-        """The open directory, or None; a missing directory is a problem only when required."""
-        path = _path(within, name)
-        try:
-            fd = os.open(name, os.O_RDONLY | os.O_DIRECTORY, dir_fd=_fd(within))
-        except OSError as error:
-            if required and error.errno in _ABSENT:
-                self.problems.append(f"{path}: {error.strerror}")
-            else:
-                self._failed(path, error)
-            yield None
-            return
-        try:
-            yield Directory(path, fd)
-        finally:
-            os.close(fd)
-
-    def listing(self, directory: Directory) -> list[str]:
-        try:
-            return os.listdir(directory.fd)
-        except OSError as error:
-            self._failed(directory.path, error)
-            return []
-
-    def text(self, name: str, within: Directory | None = None) -> str | None:
-        try:
-            return read_file(name, _fd(within))
-        except OSError as error:
-            self._failed(_path(within, name), error)
-            return None
-
-    def link(self, name: str, within: Directory) -> str | None:
-        try:
-            return os.readlink(name, dir_fd=within.fd)
-        except OSError as error:
-            self._failed(_path(within, name), error)
-            return None
-
-    def integer(
-        self, name: str, within: Directory | None = None, *, base: int = 10, minimum: int = 0
-    ) -> int | None:
-        text = self.text(name, within)
-        if text is None:
-            return None
-        return self.parse_integer(_path(within, name), text, base=base, minimum=minimum)
-
-    def parse_integer(
-        self, path: str, text: str, *, base: int = 10, minimum: int = 0
-    ) -> int | None:
-        try:
-            value = int(text, base)
-        except ValueError:
-            self.problems.append(f"{path}: not a number: {text[:_SHOWN_TEXT]!r}")
-            return None
-        if value < minimum:
-            self.problems.append(f"{path}: {value} is below {minimum}")
-            return None
-        return value
-
-    def keyed(self, path: str) -> dict[str, int] | None:
-        """A "key value" per line file (cpu.stat, memory.stat, memory.events, ...)."""
-        text = self.text(path)
-        if text is None:
-            return None
-        values: dict[str, int] = {}
-        try:
-            for line in text.splitlines():
-                key, value = line.split()
-                values[key] = int(value)
-        except ValueError:
-            self.problems.append(f"{path}: not 'key value' lines: {text[:_SHOWN_TEXT]!r}")
-            return None
-        return values
 
 
 class SourceHealth:
     """Logs a source's failures once: a warning when it starts failing, an info line when
-    it reads in full again. Scrapes may run concurrently, hence the lock."""
+    it reads in full again.
+
+    Reported from collect(), which the service runs on the event loop's thread only, one
+    scrape at a time (a page is encoded without an await): no lock is needed."""
 
     def __init__(self, source: str) -> None:
         self.source = source
         self._failing = False
-        self._lock = threading.Lock()
 
-    def report(self, *, up: bool, problems: list[str]) -> None:
+    def report(self, *, up: bool, problems: Sequence[str]) -> None:
         failing = not up or bool(problems)
-        with self._lock:
-            if failing == self._failing:
-                return
-            self._failing = failing
+        if failing == self._failing:
+            return
+        self._failing = failing
         extra = {"source": self.source}
         if not failing:
             logger.info("%s readings recovered", self.source, extra=extra)
@@ -195,10 +67,82 @@ def source_up_family(states: Iterable[tuple[str, bool]]) -> GaugeMetricFamily:
     return family
 
 
+class Reading(Protocol):
+    """What every system reading tells besides its values (system/'s dataclasses)."""
+
+    @property
+    def up(self) -> bool: ...
+
+    @property
+    def problems(self) -> tuple[str, ...]: ...
+
+
+R = TypeVar("R", bound=Reading)
+
+
+class Source(Generic[R]):
+    """A source of readings, as example_service_source_up{source} names it.
+
+    read returns a reading; unavailable(why) the reading of a source that gave none in time."""
+
+    def __init__(self, name: str, read: Callable[[], R], unavailable: Callable[[str], R]) -> None:
+        self.name = name
+        self.read = read
+        self._unavailable = unavailable
+        self._health = SourceHealth(name)
+
+    def current(self) -> R:
+        """This scrape's reading, its health reported: the one taken for the scrape being
+        served (see Taken), else one read now, in the caller's thread (a test, the bench)."""
+        taken = _TAKEN.get()
+        reading = self.read() if taken is None else taken.of(self)
+        self._health.report(up=reading.up, problems=reading.problems)
+        return reading
+
+    def unavailable(self, why: str) -> R:
+        return self._unavailable(why)
+
+
+class Taken:
+    """The readings taken for one scrape, by source. Within `with taken:` the collectors
+    format these, and nothing else: a context variable, so that two scrapes served at once
+    each see their own."""
+
+    def __init__(self, readings: dict[Source[Any], Reading]) -> None:
+        self._readings = readings
+        self._token: Token[Taken | None] | None = None
+
+    def of(self, source: Source[R]) -> R:
+        return cast(R, self._readings[source])
+
+    def __enter__(self) -> Taken:
+        self._token = _TAKEN.set(self)
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._token is not None:
+            _TAKEN.reset(self._token)
+
+
+_TAKEN: ContextVar[Taken | None] = ContextVar("example_service_readings_taken", default=None)
+
+
 class DescribedCollector(Protocol):
     def collect(self) -> Iterable[Metric]: ...
 
     def describe(self) -> Iterable[Metric]: ...
+
+
+class ReadingCollector(DescribedCollector, Protocol):
+    """A collector of system readings, and the sources it formats."""
+
+    @property
+    def sources(self) -> Sequence[Source[Any]]: ...
 
 
 class ReadingsCollector:
@@ -207,7 +151,7 @@ class ReadingsCollector:
     family, and a page must not show a family twice. Any other family they both describe
     (hardware and demo readings together) is a mistake, refused here."""
 
-    def __init__(self, *collectors: DescribedCollector) -> None:
+    def __init__(self, *collectors: ReadingCollector) -> None:
         described: set[str] = set()
         for collector in collectors:
             for family in collector.describe():
@@ -215,6 +159,21 @@ class ReadingsCollector:
                     raise ValueError(f"two reading collectors describe {family.name}")
                 described.add(family.name)
         self._collectors = collectors
+        self._sources = [source for collector in collectors for source in collector.sources]
+        self._reads = OffLoop("readings", [source.read for source in self._sources])
+
+    async def take(self, budget: float = BUDGET_SECONDS) -> Taken:
+        """Every source's reading, read off the event loop; a source that gives none within
+        budget is unavailable for this scrape."""
+        readings: dict[Source[Any], Reading] = {}
+        for source, result in zip(self._sources, await self._reads.run(budget), strict=True):
+            if isinstance(result, Exception):
+                raise result
+            if isinstance(result, Missed):
+                readings[source] = source.unavailable(result.why)
+            else:
+                readings[source] = cast(Reading, result)
+        return Taken(readings)
 
     def describe(self) -> Iterator[Metric]:
         for collector in self._collectors:

@@ -1,11 +1,14 @@
 """What the reading sources share: one example_service_source_up family for all of them,
-registration that reads nothing, the demo source, and a page that survives every source
-failing."""
+registration that reads nothing, the demo source, a page that survives every source failing,
+and readings taken off the event loop, a source that blocks being down for the scrape."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -20,11 +23,12 @@ from prometheus_client import (
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from support.readings import FIXTURES, LOGGER, assert_golden, scrape
 
-from example_service.metrics import readings
-from example_service.metrics.container import CgroupReader, ContainerCollector
+from example_service.metrics.container import ContainerCollector
 from example_service.metrics.demo import DemoCollector
 from example_service.metrics.hardware import HardwareCollector
 from example_service.metrics.readings import DescribedCollector, ReadingsCollector, SourceHealth
+from example_service.system import files
+from example_service.system.cgroup import CgroupReader
 
 
 def records(caplog: pytest.LogCaptureFixture) -> list[tuple[str, str]]:
@@ -150,10 +154,65 @@ def test_registering_reads_nothing(
     def refuse(name: object, *args: object, **kwargs: object) -> None:
         raise AssertionError(f"touched {name} while registering")
 
-    monkeypatch.setattr(readings, "read_file", refuse)
+    monkeypatch.setattr(files, "read_at", refuse)
     for name in ("open", "listdir", "readlink", "stat", "scandir"):
         monkeypatch.setattr(os, name, refuse)
     for collector in collectors:
         CollectorRegistry(auto_describe=True).register(collector)
     monkeypatch.undo()
     assert caplog.records == []
+
+
+def test_a_source_that_blocks_is_down_for_each_scrape_and_warns_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The package sensor is a FIFO nobody writes: opening it blocks, as a hung sensor would."""
+    caplog.set_level(logging.INFO, logger=LOGGER)
+    budget = 0.2
+    sysfs = tmp_path / "sys"
+    shutil.copytree(FIXTURES / "server/sys", sysfs, symlinks=True)
+    sensor = sysfs / "devices/platform/coretemp.0/hwmon/hwmon0/temp1_input"
+    sensor.unlink()
+    os.mkfifo(sensor)
+    readings = ReadingsCollector(HardwareCollector(sysfs_root=sysfs), container("cgroup-v2-limits"))
+    registry = CollectorRegistry()
+    registry.register(readings)
+
+    async def served() -> tuple[float, list[str]]:
+        start = time.monotonic()
+        with await readings.take(budget):
+            page = generate_latest(registry).decode()
+        return time.monotonic() - start, page.splitlines()
+
+    def unblock() -> None:
+        replacement = tmp_path / "temp1_input"
+        replacement.write_text("61000\n")
+        writer = os.open(sensor, os.O_WRONLY)  # lets the blocked open through
+        replacement.replace(sensor)
+        os.close(writer)
+
+    async def main() -> None:
+        seconds, page = await served()
+        assert budget <= seconds < budget + 0.5
+        assert 'example_service_source_up{source="cpu_temperature"} 0.0' in page
+        assert not [line for line in page if line.startswith("cpu_temperature_celsius")]
+        for source in ("disk_errors", "ext4_errors", "cgroup"):
+            assert f'example_service_source_up{{source="{source}"}} 1.0' in page
+        assert 'hd_errors_total{device="/dev/sdb"} 31.0' in page
+        for _ in range(3):  # still blocked: answered at once, without a new read
+            seconds, page = await served()
+            assert seconds < budget / 2
+            assert 'example_service_source_up{source="cpu_temperature"} 0.0' in page
+        unblock()
+        deadline = time.monotonic() + 5
+        while "cpu_temperature_celsius 67.0" not in page:
+            assert time.monotonic() < deadline, "the source did not recover"
+            await asyncio.sleep(0.01)
+            _, page = await served()
+        assert 'example_service_source_up{source="cpu_temperature"} 1.0' in page
+
+    asyncio.run(main())
+    assert records(caplog) == [
+        ("WARNING", f"cpu_temperature readings unavailable: no reading within {budget:g} s"),
+        ("INFO", "cpu_temperature readings recovered"),
+    ]

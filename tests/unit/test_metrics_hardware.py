@@ -1,9 +1,10 @@
-"""CPU temperature, sensors, disk and ext4 errors read from fixture sysfs trees.
+"""The families of CPU temperature, sensors, disk and ext4 errors: the golden pages of fixture
+sysfs trees, and what broken ones leave on the page and in the log.
 
 The trees under tests/fixtures/readings are modelled on real machines (see its README); the
 broken cases are made from copies at test time. Tests run as root, for whom chmod 000 hides
 nothing: an unreadable file is a directory where the file should be (reading it fails with
-EISDIR), and failing reads (EIO, EAGAIN) come from patching readings.read_file, the one
+EISDIR), and failing reads (EIO, EAGAIN) come from patching files.read_at, the one
 function every read goes through."""
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ from typing import NamedTuple
 import pytest
 from support.readings import FIXTURES, LOGGER, assert_golden, scrape, warnings
 
-from example_service.metrics import readings
 from example_service.metrics.hardware import HardwareCollector
+from example_service.system import files
 
 MACHINES = ["intel-desktop", "amd-desktop", "raspberry-pi", "server", "nvme-only", "vm"]
 
@@ -36,17 +37,16 @@ def copy(machine: str, tmp_path: Path) -> Path:
 def failing_reads(
     monkeypatch: pytest.MonkeyPatch, suffix: str, action: Callable[[Path], None]
 ) -> None:
-    """Runs action on the file whose real path ends with suffix just before it is read."""
-    original = readings.read_file
+    """Runs action on the file whose real path ends with suffix each time it is read."""
+    original = files.read_at
 
-    def read_file(name: str, dir_fd: int | None = None) -> str:
-        directory = os.readlink(f"/proc/self/fd/{dir_fd}") if dir_fd is not None else ""
-        path = Path(directory, name).resolve()
+    def read_at(fd: int) -> str:
+        path = Path(os.readlink(f"/proc/self/fd/{fd}"))
         if str(path).endswith(suffix):
             action(path)
-        return original(name, dir_fd)
+        return original(fd)
 
-    monkeypatch.setattr(readings, "read_file", read_file)
+    monkeypatch.setattr(files, "read_at", read_at)
 
 
 def raise_error(code: int) -> Callable[[Path], None]:
@@ -104,8 +104,9 @@ def negative(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def vanished(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """sdc's counter goes between listing and reading, as when a disk is pulled."""
-    failing_reads(monkeypatch, "0:0:2:0/ioerr_cnt", lambda path: path.unlink(missing_ok=True))
+    """sdc goes between listing and reading, as when a disk is pulled: the kernel fails the
+    read of its counter with ENODEV."""
+    failing_reads(monkeypatch, "0:0:2:0/ioerr_cnt", raise_error(errno.ENODEV))
 
 
 def chip_vanished(sysfs: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -198,153 +199,6 @@ def test_a_source_that_recovers_says_so_and_warns_again_when_it_breaks(
         ("INFO", "disk_errors readings recovered"),
     ]
     assert all(getattr(r, "source", None) == "disk_errors" for r in caplog.records)
-
-
-# The CPU rules, on small trees built here. -----------------------------------------------
-
-
-def chip(sysfs: Path, number: int, name: str, sensors: dict[int, tuple[int, str | None]]) -> None:
-    directory = sysfs / f"devices/platform/{name}.0/hwmon/hwmon{number}"
-    directory.mkdir(parents=True)
-    (sysfs / "class/hwmon").mkdir(parents=True, exist_ok=True)
-    (sysfs / f"class/hwmon/hwmon{number}").symlink_to(directory)
-    (directory / "name").write_text(f"{name}\n")
-    (directory / "device").symlink_to(f"../../../{name}.0")
-    for channel, (millidegrees, label) in sensors.items():
-        (directory / f"temp{channel}_input").write_text(f"{millidegrees}\n")
-        if label is not None:
-            (directory / f"temp{channel}_label").write_text(f"{label}\n")
-
-
-def zone(sysfs: Path, number: int, kind: str, millidegrees: int) -> None:
-    directory = sysfs / f"class/thermal/thermal_zone{number}"
-    directory.mkdir(parents=True)
-    (directory / "type").write_text(f"{kind}\n")
-    (directory / "temp").write_text(f"{millidegrees}\n")
-
-
-def cpu_temperature(sysfs: Path) -> str | None:
-    lines = scrape(HardwareCollector(sysfs_root=sysfs)).splitlines()
-    return next((line for line in lines if line.startswith("cpu_temperature_celsius ")), None)
-
-
-def test_k10temp_prefers_tdie_to_tctl_which_carries_an_offset(tmp_path: Path) -> None:
-    # A Threadripper 2950X: Tctl reads 27 degrees above the die.
-    chip(tmp_path, 0, "k10temp", {1: (76500, "Tctl"), 2: (49500, "Tdie"), 3: (47000, "Tccd1")})
-    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius 49.5"
-
-
-def test_old_coretemp_labels_the_package_physical_id(tmp_path: Path) -> None:
-    chip(tmp_path, 0, "coretemp", {1: (55000, "Physical id 0"), 2: (58000, "Core 0")})
-    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius 55.0"
-
-
-def test_coretemp_without_package_sensor_gives_the_hottest_core(tmp_path: Path) -> None:
-    chip(tmp_path, 0, "coretemp", {2: (51000, "Core 0"), 3: (56000, "Core 1")})
-    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius 56.0"
-
-
-def test_several_cpu_chips_give_the_hottest(tmp_path: Path) -> None:
-    chip(tmp_path, 0, "k10temp", {1: (61000, "Tctl")})
-    chip(tmp_path, 1, "k10temp", {1: (64000, "Tctl")})
-    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius 64.0"
-
-
-def test_zones_of_cpu_types_beat_a_hotter_acpi_zone(tmp_path: Path) -> None:
-    chip(tmp_path, 0, "nvme", {1: (70000, "Composite")})  # not a CPU chip
-    zone(tmp_path, 0, "acpitz", 80000)
-    zone(tmp_path, 1, "x86_pkg_temp", 45000)
-    zone(tmp_path, 2, "iwlwifi_1", 90000)
-    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius 45.0"
-
-
-def test_acpitz_is_the_last_resort(tmp_path: Path) -> None:
-    zone(tmp_path, 0, "acpitz", 27800)
-    zone(tmp_path, 1, "acpitz", 29800)
-    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius 29.8"
-
-
-def test_negative_temperatures_are_real_readings(tmp_path: Path) -> None:
-    chip(tmp_path, 0, "cpu_thermal", {1: (-5000, None)})
-    assert cpu_temperature(tmp_path) == "cpu_temperature_celsius -5.0"
-
-
-def test_repeated_and_missing_labels_fall_back_to_the_channel(tmp_path: Path) -> None:
-    chip(tmp_path, 0, "nct6798", {1: (30000, "SYSTIN"), 2: (31000, "SYSTIN"), 3: (32000, "")})
-    assert [
-        line
-        for line in scrape(HardwareCollector(sysfs_root=tmp_path)).splitlines()
-        if line.startswith("example_service_sensor")
-    ] == [
-        'example_service_sensor_temperature_celsius{chip="nct6798.0",sensor="SYSTIN"} 30.0',
-        'example_service_sensor_temperature_celsius{chip="nct6798.0",sensor="temp2"} 31.0',
-        'example_service_sensor_temperature_celsius{chip="nct6798.0",sensor="temp3"} 32.0',
-    ]
-
-
-def test_labels_are_read_once_per_chip_and_again_for_a_new_chip(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    chip(tmp_path, 0, "coretemp", {1: (50000, "Package id 0")})
-    read: list[str] = []
-    original = readings.read_file
-
-    def counting(name: str, dir_fd: int | None = None) -> str:
-        read.append(name)
-        return original(name, dir_fd)
-
-    monkeypatch.setattr(readings, "read_file", counting)
-    collector = HardwareCollector(sysfs_root=tmp_path)
-    scrape(collector)
-    scrape(collector)
-    assert read.count("temp1_label") == 1
-    assert read.count("temp1_input") == 2
-
-    # The driver is reloaded: a new directory (a new inode) behind the same hwmon0.
-    old = tmp_path / "devices/platform/coretemp.0/hwmon/hwmon0"
-    new = old.with_name("hwmon0.new")
-    shutil.copytree(old, new, symlinks=True)
-    (new / "temp1_label").write_text("Package id 1\n")
-    shutil.rmtree(old)
-    new.rename(old)
-    assert 'sensor="Package id 1"' in scrape(collector)
-
-
-def test_unreadable_label_keeps_the_reading_and_is_read_again(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.INFO, logger=LOGGER)
-    chip(tmp_path, 0, "coretemp", {1: (50000, None), 2: (48000, "Core 0")})
-    label = tmp_path / "devices/platform/coretemp.0/hwmon/hwmon0/temp1_label"
-    label.mkdir()
-    collector = HardwareCollector(sysfs_root=tmp_path)
-    sensors = [line for line in scrape(collector).splitlines() if "sensor=" in line]
-    assert sensors == [
-        'example_service_sensor_temperature_celsius{chip="coretemp.0",sensor="temp1"} 50.0',
-        'example_service_sensor_temperature_celsius{chip="coretemp.0",sensor="Core 0"} 48.0',
-    ]
-    label.rmdir()
-    label.write_text("Package id 0\n")
-    listed = tmp_path / "class/hwmon/hwmon0/temp1_label"  # the path as sysfs lists it
-    assert 'sensor="Package id 0"} 50.0' in scrape(collector)
-    assert [
-        (r.levelname, r.getMessage()) for r in caplog.records if "cpu_temperature" in r.getMessage()
-    ] == [
-        (
-            "WARNING",
-            f"cpu_temperature readings incomplete: {listed}: Is a directory",
-        ),
-        ("INFO", "cpu_temperature readings recovered"),
-    ]
-
-
-def test_kernel_device_names_with_slashes(tmp_path: Path) -> None:
-    counter = tmp_path / "block/cciss!c0d0/device/ioerr_cnt"
-    counter.parent.mkdir(parents=True)
-    counter.write_text("0x2\n")
-    assert 'hd_errors_total{device="/dev/cciss/c0d0"} 2.0' in scrape(
-        HardwareCollector(sysfs_root=tmp_path)
-    )
 
 
 # The largest machine: every sensor and disk, nothing dropped. ----------------------------

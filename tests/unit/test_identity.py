@@ -1,4 +1,5 @@
-"""GET /info's data: the replica's identity and its container's view of itself."""
+"""GET /info's data: the replica's identity and its container's view of itself, put together
+from the system readers (their own tests: test_system_process.py, test_system_cgroup.py)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,12 @@ import socket
 from pathlib import Path
 
 import pytest
+from support.readings import FIXTURES
 
 from example_service import __version__
 from example_service.identity import build_identity
-from example_service.metrics.container import CgroupReader
-
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
+from example_service.system.cgroup import CgroupReader
+from example_service.system.process import read_process_identity
 
 
 def reader(case: Path) -> CgroupReader:
@@ -27,18 +28,7 @@ def test_a_containers_first_process() -> None:
         "hostname": socket.gethostname(),
         "version": __version__,
         "pid": 1,
-        "namespaces": {
-            "cgroup": 4026532581,
-            "ipc": 4026532498,
-            "mnt": 4026532579,
-            "net": 4026532501,
-            "pid": 4026532580,
-            "pid_for_children": 4026532580,
-            "time": 4026531834,
-            "time_for_children": 4026531834,
-            "user": 4026531837,
-            "uts": 4026532497,
-        },
+        "namespaces": dict(read_process_identity(case / "proc").namespaces),
         "cgroup": {"version": 2, "path": "/"},
         "cpu_limit_cores": 1.5,
         "memory_limit_bytes": 536870912,
@@ -67,14 +57,6 @@ def test_without_procfs_or_cgroup(tmp_path: Path) -> None:
     assert identity["namespaces"] == {}
     assert identity["cgroup"] is None
     assert (identity["cpu_limit_cores"], identity["memory_limit_bytes"]) == (None, None)
-
-
-def test_this_process_as_the_kernel_shows_it() -> None:
-    identity = build_identity(
-        procfs_root=Path("/proc"), cgroup=reader(Path("/nonexistent")), num=None
-    )
-    assert identity["pid"] == os.getpid()
-    assert identity["namespaces"]["pid"] == os.stat("/proc/self/ns/pid").st_ino
 
 
 def test_only_identity_never_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,0 +1,45 @@
+"""Families written from kept text are what the library writes, byte for byte, in every format,
+and the library writes what the kept text cannot (timestamps, the text format's _created)."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+
+from example_service.metrics.formats import Format
+
+ACCEPT_HEADERS = [
+    "",
+    "text/plain; version=1.0.0; escaping=allow-utf-8",
+    "application/openmetrics-text; version=1.0.0",
+    "application/openmetrics-text; version=1.0.0; escaping=allow-utf-8",
+]
+
+
+def families(value: float) -> list[Metric]:
+    gauge = GaugeMetricFamily("sensor_celsius", "A \\ help\nwith a newline.", labels=["chip"])
+    for chip in ("plain", 'a "quoted"\\ new\nline', "é"):
+        gauge.add_metric([chip], value)
+    created = CounterMetricFamily("events", "Events.", labels=["kind"], created=1.5)
+    created.add_metric(["a"], value, created=2.5)
+    stamped = GaugeMetricFamily("stamped", "With a timestamp.")
+    stamped.add_metric([], value, timestamp=1234.5)
+    info = InfoMetricFamily("build", "Build.", value={"version": "1.2.3"})
+    return [gauge, created, stamped, info, CounterMetricFamily("empty", "No series.")]
+
+
+@pytest.mark.parametrize("accept", ACCEPT_HEADERS)
+def test_each_family_as_the_library_writes_it(accept: str) -> None:
+    encoder, _ = choose_encoder(accept)
+    page_format = Format(encoder)
+    for value in (0, 42, 1_000_000, 0.1, float("inf")):  # new series, then kept text
+        for family in families(value):
+            library = "".join(page_format.lines(family))
+            assert page_format.family(family) == library
+        page_format.page_done()
