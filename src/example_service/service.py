@@ -11,6 +11,7 @@ from example_service.app import App, Observer
 from example_service.connections import Connections, ConnectionsCollector, LimitGuard
 from example_service.endpoints import ComputeFibonacci, Info, Readyz, healthz
 from example_service.faults import Faults
+from example_service.fibonacci import IMPLEMENTATION
 from example_service.lifecycle import Lifecycle, Phase
 from example_service.metrics.container import CgroupReader, ContainerCollector
 from example_service.metrics.demo import DemoCollector
@@ -56,6 +57,12 @@ class Service:
         connections = Connections(settings.port)
         self.limit_guard = LimitGuard(connections, max_connections)
         registry.register(ConnectionsCollector(connections, self.limit_guard))
+        if IMPLEMENTATION == "python":
+            log.warning(
+                "the compiled workload is not installed (built without a C compiler?): "
+                "fib runs in Python, about 30 times slower",
+                extra={"fib": IMPLEMENTATION},
+            )
         faults = Faults(settings.fault_error_ratio, settings.fault_latency)
         if faults.enabled:
             log.warning(

@@ -12,6 +12,7 @@ from prometheus_client import (
 )
 
 from example_service import __version__
+from example_service.fibonacci import IMPLEMENTATION
 from example_service.metrics.loop_local import CounterFamily, HistogramFamily
 from example_service.rsgi import Scope
 
@@ -57,5 +58,5 @@ def build_registry() -> CollectorRegistry:
     GCCollector(registry=registry)
     Info(
         "example_service_build", "Version of the running example-service.", registry=registry
-    ).info({"version": __version__})
+    ).info({"version": __version__, "fib": IMPLEMENTATION})
     return registry
