@@ -13,12 +13,14 @@ from example_service.endpoints import ComputeFibonacci, Info, Readyz, healthz
 from example_service.faults import Faults
 from example_service.fibonacci import IMPLEMENTATION
 from example_service.lifecycle import Lifecycle, Phase
+from example_service.log_output import LogOutput
 from example_service.metrics.container import CgroupReader, ContainerCollector
 from example_service.metrics.demo import DemoCollector
 from example_service.metrics.exposition import MetricsEndpoint
 from example_service.metrics.hardware import HardwareCollector
 from example_service.metrics.http import RequestMetrics
 from example_service.metrics.in_flight import InFlightCollector
+from example_service.metrics.log_output import LogOutputCollector
 from example_service.metrics.loop_local import CounterFamily
 from example_service.metrics.readings import ReadingsCollector
 from example_service.metrics.registry import LabMetrics, build_registry
@@ -29,11 +31,12 @@ log = logging.getLogger(__name__)
 
 
 class Service:
-    def __init__(self, settings: Settings, max_connections: int) -> None:
+    def __init__(self, settings: Settings, max_connections: int, log_output: LogOutput) -> None:
         self.settings = settings
         self.lifecycle = Lifecycle()
         registry = build_registry()
         registry.register(InFlightCollector(self.lifecycle))
+        registry.register(LogOutputCollector(log_output))
         cgroup = CgroupReader(cgroup_root=settings.cgroup_root, procfs_root=settings.procfs_root)
         hardware: DemoCollector | HardwareCollector = (
             DemoCollector()
@@ -78,8 +81,10 @@ class Service:
                 "request metrics are off: /metrics has no request_total, "
                 "request_latency_seconds or http_request* families"
             )
-        if settings.access_log:
-            observers.append(AccessLog())
+        if settings.access_log and logging.getLogger("example_service.access").isEnabledFor(
+            logging.INFO
+        ):
+            observers.append(AccessLog(log_output))
         self.app = App(
             {
                 "/abc": {

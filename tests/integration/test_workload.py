@@ -77,7 +77,11 @@ def test_deadline_turns_runaway_work_into_a_counted_503(start_service: StartServ
     assert 0.5 <= elapsed < 2
     assert service.metric('http_requests_total{method="GET",route="/abc",status="503"}') == 1
     assert service.metric("request_total") == 1
-    assert any(e["message"] == "request deadline exceeded" for e in service.logs())
+    wait_for(
+        lambda: any(e["message"] == "request deadline exceeded" for e in service.logs()),
+        5,
+        "the deadline's warning",
+    )
 
     # The worker stopped computing: the service's processes are idle again.
     pids = [service.process.pid, *descendants(service.process.pid)]

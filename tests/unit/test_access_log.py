@@ -1,30 +1,62 @@
+"""An access line is, to the character, what the JSON formatter writes for the same record."""
+
 from __future__ import annotations
 
+import calendar
+import json
 import logging
-
+import os
+import time
 import pytest
-from support.fake_rsgi import FakeScope
+from support.fake_rsgi import FakeScope as Scope
 
 from example_service.access_log import AccessLog
+from example_service.log_output import LogOutput
+from example_service.logs import JsonFormatter
 
 
-def test_one_record_per_request_with_its_fields(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.INFO, logger="example_service.access")
-    scope = FakeScope(method="HEAD", path="/nope", client="10.0.0.7:51234")
-    AccessLog().record(scope, "<unmatched>", 404, 0.0123456)
-    [entry] = caplog.records
-    assert (entry.name, entry.levelname, entry.getMessage()) == (
-        "example_service.access",
-        "INFO",
-        "request",
+def access_line(scope: Scope, route: str, status: int, seconds: float) -> str:
+    read, write = os.pipe()
+    try:
+        output = LogOutput(write)
+        AccessLog(output).record(scope, route, status, seconds)
+        output.close()
+        return os.read(read, 1 << 16).decode()
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def formatter_line(line: str, scope: Scope, route: str, status: int, seconds: float) -> str:
+    """What the JSON formatter writes for a record made within the same millisecond."""
+    stamp = json.loads(line)["time"]
+    second = calendar.timegm(time.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+    record = logging.makeLogRecord(
+        {
+            "name": "example_service.access",
+            "levelname": "INFO",
+            "msg": "request",
+            "created": second + int(stamp[20:23]) / 1000 + 0.0004,
+            "method": scope.method,
+            "route": route,
+            "status": status,
+            "duration_ms": round(seconds * 1000, 3),
+            "client": scope.client,
+        }
     )
-    fields = {
-        key: entry.__dict__[key] for key in ("method", "route", "status", "duration_ms", "client")
-    }
-    assert fields == {
-        "method": "HEAD",
-        "route": "<unmatched>",
-        "status": 404,
-        "duration_ms": 12.346,
-        "client": "10.0.0.7:51234",
-    }
+    return JsonFormatter().format(record) + "\n"
+
+
+@pytest.mark.parametrize(
+    ("scope", "route", "status", "seconds"),
+    [
+        (Scope(method="GET", client="127.0.0.1:43428"), "/abc", 200, 0.0000493),
+        (Scope(method="HEAD", client="[::1]:5000"), "<unmatched>", 404, 0.0),
+        (Scope(method="BREW", client="10.0.0.1:1"), "/metrics", 405, 12.3456789),
+        (Scope(method='PO"ST\\', client="127.0.0.1:2"), "/abc", 500, 1e-9),
+        (Scope(method="ГЕТ\u2028\x01", client="127.0.0.1:3"), "/healthz", 200, 0.25),
+    ],
+)
+def test_the_line_is_the_formatters(scope: Scope, route: str, status: int, seconds: float) -> None:
+    line = access_line(scope, route, status, seconds)
+    assert line == formatter_line(line, scope, route, status, seconds)
