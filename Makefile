@@ -16,8 +16,8 @@ SYSTEM_PACKAGES := promtool=prometheus prometheus=prometheus chromium=chromium \
 .PHONY: run test lint typecheck unit bench stack clean system-packages prometheusrules chart lock
 
 # The server's dependencies come from the image's hashed lock, so the tests run what it ships;
-# setup.py and the .pyx build the compiled workload: a change to either rebuilds it.
-$(VENV)/.run-installed: pyproject.toml $(LOCK) setup.py src/example_service/_fibonacci.pyx
+# setup.py and the .pyx sources build the compiled modules: a change to any rebuilds them.
+$(VENV)/.run-installed: pyproject.toml $(LOCK) setup.py $(wildcard src/example_service/*.pyx)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r $(LOCK)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[load]'
@@ -72,4 +72,4 @@ lock: $(VENV)/.dev-installed
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info dist build \
-		src/example_service/_fibonacci.c src/example_service/_fibonacci.*.so
+		src/example_service/_*.c src/example_service/_*.so

@@ -18,27 +18,28 @@ log = logging.getLogger(__name__)
 # How long a line may wait in memory before it is written.
 FLUSH_INTERVAL = 0.1
 # About 10,000 access lines: 0.4 s of them at 25,000 requests a second, four flush intervals.
-CAPACITY_CHARS = 2 * 1024 * 1024
+CAPACITY_BYTES = 2 * 1024 * 1024
 # At exit, how long the last lines may take to reach a collector that is not reading.
 CLOSE_TIMEOUT = 3.0
 
 
 class LogOutput:
-    """Lines (each ending in a newline) from any thread, written in order to one descriptor."""
+    """Lines (UTF-8, each ending in a newline) from any thread, written in order to one
+    descriptor."""
 
     def __init__(
         self,
         fd: int = 1,
         *,
         flush_interval: float = FLUSH_INTERVAL,
-        capacity_chars: int = CAPACITY_CHARS,
+        capacity_bytes: int = CAPACITY_BYTES,
     ) -> None:
         self._fd = fd
         self._flush_interval = flush_interval
-        self._capacity = capacity_chars
+        self._capacity = capacity_bytes
         self._lock = threading.Lock()
-        self._pending: list[str] = []
-        self._pending_chars = 0
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
         self.dropped = 0  # every line dropped since start, for the metric
         self._dropped_since_flush = 0
         self._episode_dropped = 0  # the writer thread's own
@@ -47,16 +48,16 @@ class LogOutput:
         self._writer = threading.Thread(target=self._run, name="log-output", daemon=True)
         self._writer.start()
 
-    def write(self, line: str) -> None:
+    def write(self, line: bytes) -> None:
         # acquire() and release() rather than `with`: half the cost, paid once per request.
         self._lock.acquire()
         first = not self._pending
-        if self._pending_chars + len(line) > self._capacity:
+        if self._pending_bytes + len(line) > self._capacity:
             self.dropped += 1
             self._dropped_since_flush += 1
         else:
             self._pending.append(line)
-            self._pending_chars += len(line)
+            self._pending_bytes += len(line)
         self._lock.release()
         if first:
             self._waiting.set()
@@ -85,9 +86,9 @@ class LogOutput:
 
     def _flush(self) -> None:
         with self._lock:
-            lines, self._pending, self._pending_chars = self._pending, [], 0
+            lines, self._pending, self._pending_bytes = self._pending, [], 0
             dropped, self._dropped_since_flush = self._dropped_since_flush, 0
-        if lines and not self._write_all("".join(lines).encode("utf-8", "backslashreplace")):
+        if lines and not self._write_all(b"".join(lines)):
             with self._lock:
                 self.dropped += len(lines)
             dropped += len(lines)

@@ -58,7 +58,7 @@ class OutputHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
-            self._output.write(self.format(record) + "\n")
+            self._output.write((self.format(record) + "\n").encode("utf-8", "backslashreplace"))
         except Exception:  # logging's contract: a failing handler reports, never raises
             self.handleError(record)
 

@@ -1,5 +1,6 @@
-"""The compiled workload in the real service, and the Python fallback that a build without a C
-compiler installs: the package is built that way here and the service run from it."""
+"""The compiled modules (the workload, the access line) in the real service, and the Python
+fallback that a build without a C compiler installs: the package is built that way here and
+the service run from it."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ import pytest
 from support.compiler import c_compiler_present
 from support.lab import REPO
 from support.service import StartService
+from support.waiting import wait_for
 
 FALLBACK_WARNING = (
-    "the compiled workload is not installed (built without a C compiler?): "
-    "fib runs in Python, about 30 times slower"
+    "the compiled modules are not installed (built without a C compiler?): "
+    "fib runs in Python, about 30 times slower, and access lines cost twice as much"
 )
 
 
@@ -49,6 +51,7 @@ def python_only_package(tmp_path_factory: pytest.TempPathFactory) -> Path:
         names = archive.namelist()
         assert "example_service/fibonacci.py" in names
         assert not [name for name in names if name.endswith(".so")]
+        assert "example_service/access_log.py" in names
         archive.extractall(root / "site")
     return root / "site"
 
@@ -58,6 +61,7 @@ def test_the_service_runs_the_compiled_workload(start_service: StartService) -> 
     service = start_service("--num", "30")
     assert service.metric('example_service_build_info{fib="compiled",version="1.0.0"}') == 1
     assert service.get("/abc").status_code == 200
+    wait_for(lambda: '"route": "/abc"' in "".join(service.lines()), 5, "the access line")
     assert FALLBACK_WARNING not in [e["message"] for e in service.logs()]
 
 
@@ -67,6 +71,8 @@ def test_without_a_compiler_it_runs_python_and_warns_once(
     service = start_service("--num", "22", env={"PYTHONPATH": str(python_only_package)})
     assert service.metric('example_service_build_info{fib="python",version="1.0.0"}') == 1
     assert service.get("/abc").text == "there is env NUM. Computation succeeded\n"
+    # The Python builder writes the access lines, after the warning.
+    wait_for(lambda: '"route": "/abc"' in "".join(service.lines()), 5, "the access line")
     warnings = [e for e in service.logs() if e["message"] == FALLBACK_WARNING]
     assert [(e["level"], e["fib"]) for e in warnings] == [("warning", "python")]
 

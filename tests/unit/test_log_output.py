@@ -41,7 +41,7 @@ def test_a_line_is_written_within_the_flush_interval(pipe: tuple[int, int]) -> N
     read, write = pipe
     output = LogOutput(write)
     started = time.monotonic()
-    output.write("one\n")
+    output.write(b"one\n")
     assert read_lines(read, 1) == ["one"]
     assert time.monotonic() - started < 0.5  # 0.1 s at most, with room for a loaded machine
     output.close()
@@ -52,7 +52,7 @@ def test_close_writes_every_pending_line_in_order(pipe: tuple[int, int]) -> None
     output = LogOutput(write, flush_interval=60)
     lines = [f"line {i}" for i in range(2000)]
     for line in lines:
-        output.write(line + "\n")
+        output.write(line.encode() + b"\n")
     closer = threading.Thread(target=output.close)
     closer.start()
     assert read_lines(read, len(lines)) == lines
@@ -65,8 +65,8 @@ def test_a_blocked_reader_costs_drops_not_memory_and_one_warning(
 ) -> None:
     read, write = pipe
     fcntl.fcntl(write, F_SETPIPE_SZ, 4096)
-    output = LogOutput(write, flush_interval=0.01, capacity_chars=10_000)
-    line = "x" * 99 + "\n"
+    output = LogOutput(write, flush_interval=0.01, capacity_bytes=10_000)
+    line = b"x" * 99 + b"\n"
     written = 0
 
     def fill() -> bool:
@@ -87,9 +87,9 @@ def test_a_blocked_reader_costs_drops_not_memory_and_one_warning(
     with caplog.at_level(logging.WARNING, logger="example_service.log_output"):
         arrived = read_lines(read, written - output.dropped, timeout=10)
         wait_for(lambda: caplog.records, 5, "the episode's warning")
-        output.write("after\n")
+        output.write(b"after\n")
         assert read_lines(read, 1) == ["after"]
-    assert arrived == [line.rstrip("\n")] * len(arrived)
+    assert arrived == ["x" * 99] * len(arrived)
     assert [(r.getMessage(), r.__dict__["dropped"]) for r in caplog.records] == [
         ("stdout did not take log lines in time: lines dropped", output.dropped)
     ]
@@ -100,7 +100,7 @@ def test_a_reader_that_is_gone_costs_drops_not_an_error() -> None:
     read, write = os.pipe()
     os.close(read)
     output = LogOutput(write)
-    output.write("lost\n")
+    output.write(b"lost\n")
     output.close()
     os.close(write)
     assert output.dropped == 1
