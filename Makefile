@@ -15,8 +15,9 @@ SYSTEM_PACKAGES := promtool=prometheus prometheus=prometheus chromium=chromium \
 
 .PHONY: run test lint typecheck unit bench stack clean system-packages prometheusrules chart lock
 
-# The server's dependencies come from the image's hashed lock, so the tests run what it ships.
-$(VENV)/.run-installed: pyproject.toml $(LOCK)
+# The server's dependencies come from the image's hashed lock, so the tests run what it ships;
+# setup.py and the .pyx sources build the compiled modules: a change to any rebuilds them.
+$(VENV)/.run-installed: pyproject.toml $(LOCK) setup.py $(wildcard src/example_service/*.pyx)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r $(LOCK)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[load]'
@@ -33,8 +34,8 @@ system-packages:
 	@tools/ensure-system-packages $(SYSTEM_PACKAGES)
 
 lint: $(VENV)/.dev-installed
-	$(BIN)/ruff check src tests bench tools deploy
-	$(BIN)/ruff format --check src tests bench tools deploy
+	$(BIN)/ruff check setup.py src tests bench tools deploy
+	$(BIN)/ruff format --check setup.py src tests bench tools deploy
 
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
@@ -70,4 +71,5 @@ lock: $(VENV)/.dev-installed
 	tools/lock-image
 
 clean:
-	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info dist
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info dist build \
+		src/example_service/_*.c src/example_service/_*.so

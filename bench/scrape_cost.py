@@ -27,6 +27,7 @@ import uvloop
 
 from example_service.connections import Connections, ConnectionsCollector, LimitGuard
 from example_service.lifecycle import Lifecycle
+from example_service.log_output import LogOutput
 from example_service.metrics.exposition import MetricsEndpoint
 from example_service.metrics.registry import build_registry
 from example_service.settings import Settings
@@ -61,6 +62,7 @@ def build() -> MetricsEndpoint:
     connections = Connections(settings.port)
     metrics = build_registry(
         lifecycle=Lifecycle(),
+        log_output=LogOutput(),
         cgroup=cgroup,
         sysfs_root=settings.sysfs_root,
         demo_readings=settings.demo_readings,

@@ -73,17 +73,18 @@ def serve(argv: Sequence[str]) -> int:
     except ConfigError as error:
         print(f"example-service: {error}", file=sys.stderr)
         return EXIT_USAGE
-    logs.configure(settings.log_level)
+    log_output = logs.configure(settings.log_level)
     # Imported here so `--help` and a bad setting answer without loading the server.
     from example_service.server import ListenError, run
 
     try:
-        return _event_loop_runner()(run(settings))
+        return _event_loop_runner()(run(settings, log_output))
     except ListenError as error:
         print(f"example-service: {error}", file=sys.stderr)
         return 1
     finally:
         asyncio.set_event_loop(None)
+        log_output.close()  # the last lines, "shutdown: complete" among them
 
 
 def _event_loop_runner() -> Callable[[Coroutine[Any, Any, int]], int]:

@@ -1,4 +1,9 @@
-"""Logs as one JSON object per line on stdout, the form log collectors in a cluster expect."""
+"""Logs as one JSON object per line on stdout, the form log collectors in a cluster expect.
+
+Every line goes through one LogOutput, which writes them in batches from a thread of its own
+(log_output.py): the access log's lines, formatted without the logging machinery
+(access_log.py), and every other record, through the handler below.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,8 @@ import sys
 import time
 from typing import Any
 
+from example_service.log_output import LogOutput
+
 # Attributes every LogRecord has; anything else was passed through `extra=` and is data.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 
@@ -15,7 +22,7 @@ _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": _timestamp(record.created),
+            "time": timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
@@ -26,18 +33,44 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def _timestamp(created: float) -> str:
-    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created))
-    return f"{seconds}.{int(created % 1 * 1000):03d}Z"
+def timestamp(created: float) -> str:
+    """RFC 3339 in UTC with milliseconds."""
+    second = int(created)
+    return f"{seconds_text(second)}.{MILLISECONDS[int((created - second) * 1000)]}Z"
 
 
-def configure(level: str) -> None:
-    """Send every logger, the server's included, through one JSON handler on stdout."""
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter())
+def seconds_text(second: int) -> str:
+    """The timestamp's date and time to the second."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+
+
+# Formatting three digits costs more than looking them up (access lines do it per request).
+MILLISECONDS = tuple(f"{n:03d}" for n in range(1000))
+
+
+class OutputHandler(logging.Handler):
+    """Formats a record as JSON and hands the line to the batched output."""
+
+    def __init__(self, output: LogOutput) -> None:
+        super().__init__()
+        self.setFormatter(JsonFormatter())
+        self._output = output
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._output.write((self.format(record) + "\n").encode("utf-8", "backslashreplace"))
+        except Exception:  # logging's contract: a failing handler reports, never raises
+            self.handleError(record)
+
+
+def configure(level: str) -> LogOutput:
+    """Send every logger, the server's included, as JSON lines to stdout; the output."""
+    sys.stdout.flush()
+    output = LogOutput(sys.stdout.fileno())
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [OutputHandler(output)]
     root.setLevel(level.upper())
     # Granian says "experimental" and its worker ids on every start: not ours to repeat at info.
     logging.getLogger("_granian").setLevel(logging.WARNING)
     logging.getLogger("granian").setLevel(max(logging.WARNING, root.level))
+    return output

@@ -18,6 +18,7 @@ from granian.server.embed import Server
 
 from example_service import __version__
 from example_service.connections import listen_backlog, raise_descriptor_limit, somaxconn
+from example_service.log_output import LogOutput
 from example_service.service import Service
 from example_service.settings import Settings
 
@@ -35,11 +36,11 @@ class ListenError(Exception):
     """The port could not be bound."""
 
 
-async def run(settings: Settings) -> int:
+async def run(settings: Settings, log_output: LogOutput) -> int:
     """Serve until SIGTERM or SIGINT, then drain and stop; the exit status."""
     _check_port_free(settings.host, settings.port)
     max_connections = raise_descriptor_limit(settings.max_connections)
-    service = Service(settings, max_connections)
+    service = Service(settings, max_connections, log_output)
     server = Server(
         service.app,
         address=settings.host,
@@ -58,7 +59,7 @@ async def run(settings: Settings) -> int:
         log_enabled=False,
     )
     stop = asyncio.Event()
-    _install_signal_handlers(stop)
+    _install_signal_handlers(stop, log_output)
     server.on_startup(service.started)
     serving = asyncio.create_task(server.serve())
     stopping = asyncio.create_task(stop.wait())
@@ -109,14 +110,14 @@ def _check_port_free(host: str, port: int) -> None:
             raise ListenError(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
-def _install_signal_handlers(stop: asyncio.Event) -> None:
+def _install_signal_handlers(stop: asyncio.Event, log_output: LogOutput) -> None:
     loop = asyncio.get_running_loop()
 
     def on_signal(signum: int) -> None:
         if stop.is_set():
             # A second signal means "now": skip the drain, as operators expect of Ctrl-C twice.
             log.warning("second signal: exiting at once", extra={"signal": signum})
-            logging.shutdown()
+            log_output.close()
             os._exit(128 + signum)
         log.info("signal received", extra={"signal": signal.Signals(signum).name})
         stop.set()

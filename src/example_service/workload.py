@@ -23,20 +23,17 @@ from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
+from example_service.fibonacci import IMPLEMENTATION, fib
+
 log = logging.getLogger(__name__)
 
-# fib(15) makes 1,219 calls, about 0.1 ms here: less than a round trip to a worker process.
-# fib(16) and above go to the pool (measured in bench/, see README "Performance").
-INLINE_MAX = 15
+# Inline while fib(n) costs less than a round trip to a worker process, which takes about
+# 0.35 ms here and as much CPU in this process. Compiled, fib(25) takes 0.20 ms and fib(26)
+# 0.35 ms; in Python (the fallback), fib(18) takes 0.25 ms and fib(19) 0.42 ms (README,
+# "Under load").
+INLINE_MAX = 25 if IMPLEMENTATION == "compiled" else 18
 WORKER_NICENESS = 10
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
-
-
-def fib(n: int) -> int:
-    """The naive recursion on purpose: it exists to cost CPU (docs/contract.md, "The endpoint")."""
-    if n <= 2:
-        return 1
-    return fib(n - 1) + fib(n - 2)
 
 
 def default_workers(cpu_quota: float | None) -> int:

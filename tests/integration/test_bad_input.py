@@ -94,7 +94,7 @@ def test_non_utf8_header_value_is_served(served: ServiceProcess) -> None:
 def test_request_total_counts_exactly_the_served_abc_requests(
     start_service: StartService,
 ) -> None:
-    service = start_service("--num", "33", "--header-timeout", "1", "--access-log", "off")
+    service = start_service("--num", "38", "--header-timeout", "1", "--access-log", "off")
     served = 0
     for data, _ in CASES.values():
         exchange(service, data)

@@ -30,7 +30,7 @@ def test_bad_num_exits_2_with_one_line_naming_it(num: str) -> None:
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
     assert result.stderr == (
-        f"example-service: invalid NUM {num!r}: expected an integer from 1 to 35 "
+        f"example-service: invalid NUM {num!r}: expected an integer from 1 to 40 "
         "(NUM_MAX raises the maximum)\n"
     )
 
@@ -42,8 +42,8 @@ def test_bad_num_from_the_flag_names_the_flag() -> None:
 
 
 def test_num_max_raises_the_limit_and_is_checked_itself(start_service: StartService) -> None:
-    assert run(env={"NUM": "36"}).returncode == 2
-    service = start_service(env={"NUM": "36", "NUM_MAX": "36", "REQUEST_TIMEOUT": "0.01"})
+    assert run(env={"NUM": "41"}).returncode == 2
+    service = start_service(env={"NUM": "41", "NUM_MAX": "41", "REQUEST_TIMEOUT": "0.01"})
     assert service.get("/readyz").status_code == 200
     result = run(env={"NUM_MAX": "61"})
     assert result.returncode == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from support.service import ServiceProcess, StartService
+from support.waiting import wait_for
 
 
 def test_error_ratio_one_fails_every_abc_and_counts_them(start_service: StartService) -> None:
@@ -18,7 +19,11 @@ def test_error_ratio_one_fails_every_abc_and_counts_them(start_service: StartSer
     assert service.get("/metrics").status_code == 200
     assert service.metric('http_requests_total{method="GET",route="/abc",status="500"}') == 5
     assert service.metric("request_total") == 5
-    assert any("fault injection is on" in e["message"] for e in service.logs())
+    wait_for(
+        lambda: any("fault injection is on" in e["message"] for e in service.logs()),
+        5,
+        "the warning that fault injection is on",
+    )
 
 
 def test_error_ratio_half_fails_some(start_service: StartService) -> None:

@@ -180,7 +180,12 @@ def test_more_work_than_workers_is_shed_at_once(start_service: StartService) -> 
     assert probes and set(probes) == {200}
 
     # The service's own account of each answer: the client's clock adds its own queueing.
-    served = [e for e in service.logs() if e["message"] == "request" and e["route"] == "/abc"]
+    def served_lines() -> list[dict[str, Any]]:
+        return [e for e in service.logs() if e["message"] == "request" and e["route"] == "/abc"]
+
+    # Written in batches within 100 ms (README, "Logs").
+    wait_for(lambda: len(served_lines()) >= len(outcomes), 5, "every answer's access line")
+    served = served_lines()
     admitted = [e["duration_ms"] / 1000 for e in served[WARM_UP:] if e["status"] == 200]
     refused = [e["duration_ms"] / 1000 for e in served if e["status"] == 503]
     assert len(refused) == len(shed)

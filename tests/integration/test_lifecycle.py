@@ -15,10 +15,10 @@ def test_sigterm_drains_serves_in_flight_and_exits_0(start_service: StartService
     drain, timeout = 1.0, 5.0
     # A queue deep enough for all 12: shedding is tested in test_floods.py.
     service = start_service(
-        "--num", "32", "--workers", "2", "--max-queue", "8",
+        "--num", "39", "--workers", "2", "--max-queue", "8",
         "--drain-delay", str(drain), "--shutdown-timeout", str(timeout),
     )  # fmt: skip
-    # Requests still computing when the signal comes: each fib(32) takes about 0.1 s here,
+    # Requests still computing when the signal comes: each fib(39) takes about 0.25 s here,
     # and 12 of them on 2 workers outlast the drain delay.
     statuses: list[int | str] = []
 
@@ -63,7 +63,7 @@ def test_sigterm_drains_serves_in_flight_and_exits_0(start_service: StartService
 
 def test_in_flight_requests_finish_after_the_listener_closes(start_service: StartService) -> None:
     service = start_service(
-        "--num", "33", "--workers", "1", "--drain-delay", "0", "--shutdown-timeout", "10"
+        "--num", "38", "--workers", "1", "--drain-delay", "0", "--shutdown-timeout", "10"
     )
     statuses: list[int] = []
     clients = [
@@ -93,7 +93,7 @@ def test_shutdown_timeout_abandons_what_is_left_and_stops_the_workers(
     start_service: StartService,
 ) -> None:
     service = start_service(
-        "--num", "40", "--num-max", "40", "--request-timeout", "60",
+        "--num", "45", "--num-max", "45", "--request-timeout", "60",
         "--drain-delay", "0", "--shutdown-timeout", "0.5",
     )  # fmt: skip
     client = threading.Thread(

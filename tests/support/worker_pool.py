@@ -13,8 +13,8 @@ from example_service.workload import INLINE_MAX, Workload
 MakeWorkload = Callable[..., Workload]
 # Just above the inline bound: a worker's, and done in milliseconds.
 SMALL = INLINE_MAX + 1
-# Well past any deadline here: fib(40) takes tens of seconds in CPython.
-RUNAWAY = 40
+# Well past any deadline here: fib(50) takes about 40 s compiled, hours in CPython.
+RUNAWAY = 50
 
 
 class NewChildren:

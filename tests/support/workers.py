@@ -6,7 +6,7 @@ import signal
 import time
 from pathlib import Path
 
-from example_service.workload import fib
+from example_service.fibonacci import fib
 
 
 def descendants(pid: int) -> list[int]:

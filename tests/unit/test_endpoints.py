@@ -104,7 +104,7 @@ def test_abc_past_its_deadline_is_503_and_says_why(
 ) -> None:
     response = answer(make_handler(make_workload, num_set=True, n=RUNAWAY, timeout=0.2))
     assert (response.status, response.content_type) == (503, TEXT)
-    assert response.body == b"computation of fib(40) exceeded the 0.2 s request deadline\n"
+    assert response.body == b"computation of fib(50) exceeded the 0.2 s request deadline\n"
     [warning] = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert (warning.getMessage(), warning.__dict__["n"]) == ("request deadline exceeded", RUNAWAY)
 

@@ -11,6 +11,7 @@ from support.readings import FIXTURES
 
 from example_service.connections import Connections, ConnectionsCollector, LimitGuard
 from example_service.lifecycle import Lifecycle
+from example_service.log_output import LogOutput
 from example_service.metrics.registry import Metrics, build_registry
 from example_service.system.cgroup import CgroupReader
 
@@ -21,6 +22,7 @@ def build(*, demo_readings: bool = False, request_metrics: bool = True) -> Metri
     connections = Connections(free_port())
     return build_registry(
         lifecycle=Lifecycle(),
+        log_output=LogOutput(),
         cgroup=CgroupReader(cgroup_root=CGROUP / "sys/fs/cgroup", procfs_root=CGROUP / "proc"),
         sysfs_root=FIXTURES / "server/sys",
         demo_readings=demo_readings,
@@ -50,6 +52,7 @@ def test_every_family_in_page_order() -> None:
     assert names[10:] == [
         "example_service_build",
         "example_service_http_requests_in_flight",
+        "example_service_log_lines_dropped",
         "cpu_temperature_celsius",
         "example_service_sensor_temperature_celsius",
         "hd_errors",

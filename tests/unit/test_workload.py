@@ -21,13 +21,13 @@ from support.worker_pool import (
 )
 from support.workers import num_lasting
 
+from example_service.fibonacci import fib
 from example_service.workload import (
     INLINE_MAX,
     WORKER_NICENESS,
     DeadlineExceeded,
     Overloaded,
     WorkloadUnavailable,
-    fib,
 )
 
 BROKE = "worker pool broke: a worker process died; its computations run once more on a new pool"
@@ -82,7 +82,7 @@ def test_the_worker_stops_a_computation_at_its_deadline(make_workload: MakeWorkl
         with pytest.raises(DeadlineExceeded):
             await workload.compute()
         took = time.monotonic() - start
-        # The worker stopped computing: it was not abandoned to go on with fib(40).
+        # The worker stopped computing: it was not abandoned to go on with fib(50).
         worker = started.one()
         await until_idle(worker)
         return took
@@ -184,7 +184,7 @@ def test_close_stops_a_worker_in_the_middle_of_a_computation(
             await asyncio.wait_for(computing, 30)
         return time.monotonic() - start
 
-    # At once, not when fib(40) or its 10 s deadline would have ended.
+    # At once, not when fib(50) or its 10 s deadline would have ended.
     assert asyncio.run(scenario()) < 5
     assert started() == []
     # Shutdown is not a breakage: nothing to report, no pool started anew.

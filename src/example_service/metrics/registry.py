@@ -20,7 +20,9 @@ from prometheus_client.registry import Collector
 from example_service import __version__
 from example_service.app import Observer
 from example_service.connections import ConnectionsCollector
+from example_service.fibonacci import IMPLEMENTATION
 from example_service.lifecycle import Lifecycle
+from example_service.log_output import LogOutput
 from example_service.metrics.container import ContainerCollector
 from example_service.metrics.demo import DemoCollector
 from example_service.metrics.formats import Encoder, Format, format_key
@@ -28,6 +30,7 @@ from example_service.metrics.hardware import HardwareCollector
 from example_service.metrics.http import RequestMetrics
 from example_service.metrics.in_flight import InFlightCollector
 from example_service.metrics.lab import LabMetrics
+from example_service.metrics.log_output import LogOutputCollector
 from example_service.metrics.loop_local import CounterFamily, HistogramFamily
 from example_service.metrics.readings import ReadingsCollector
 from example_service.system.cgroup import CgroupReader
@@ -84,13 +87,15 @@ class Metrics:
 def build_registry(
     *,
     lifecycle: Lifecycle,
+    log_output: LogOutput,
     cgroup: CgroupReader,
     sysfs_root: Path,
     demo_readings: bool,
     connections: ConnectionsCollector,
     request_metrics: bool,
 ) -> Metrics:
-    """The process and Python runtime collectors, the requests in flight, the system readings
+    """The process and Python runtime collectors, the requests in flight, the log lines
+    dropped, the system readings
     (the lab's hand-set figures with demo_readings), the requests shed, the connections, and
     the lab's and the per-route request families unless request_metrics is off (then no
     request is observed, and the families are absent rather than frozen at 0)."""
@@ -103,8 +108,9 @@ def build_registry(
     GCCollector(registry=registry)
     Info(
         "example_service_build", "Version of the running example-service.", registry=registry
-    ).info({"version": __version__})
+    ).info({"version": __version__, "fib": IMPLEMENTATION})
     registry.register(InFlightCollector(lifecycle))
+    registry.register(LogOutputCollector(log_output))
     hardware = DemoCollector() if demo_readings else HardwareCollector(sysfs_root=sysfs_root)
     readings = ReadingsCollector(hardware, ContainerCollector(cgroup=cgroup))
     registry.register(readings)

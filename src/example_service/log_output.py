@@ -1,0 +1,117 @@
+"""Log lines to stdout in batches, written by a thread of their own.
+
+A request only appends its line to a list in memory. A writer thread takes the whole list at
+least every 100 ms and writes it with one system call, so no request ever waits on the log
+collector. When stdout blocks (a slow or stopped collector), lines wait in memory up to a
+bound; past it they are dropped, counted for the metric, and one warning per episode says
+how many once stdout takes lines again.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+
+log = logging.getLogger(__name__)
+
+# How long a line may wait in memory before it is written.
+FLUSH_INTERVAL = 0.1
+# About 10,000 access lines: 0.4 s of them at 25,000 requests a second, four flush intervals.
+CAPACITY_BYTES = 2 * 1024 * 1024
+# At exit, how long the last lines may take to reach a collector that is not reading.
+CLOSE_TIMEOUT = 3.0
+
+
+class LogOutput:
+    """Lines (UTF-8, each ending in a newline) from any thread, written in order to one
+    descriptor."""
+
+    def __init__(
+        self,
+        fd: int = 1,
+        *,
+        flush_interval: float = FLUSH_INTERVAL,
+        capacity_bytes: int = CAPACITY_BYTES,
+    ) -> None:
+        self._fd = fd
+        self._flush_interval = flush_interval
+        self._capacity = capacity_bytes
+        self._lock = threading.Lock()
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self.dropped = 0  # every line dropped since start, for the metric
+        self._dropped_since_flush = 0
+        self._episode_dropped = 0  # the writer thread's own
+        self._waiting = threading.Event()  # lines are waiting to be written
+        self._closing = threading.Event()
+        self._writer = threading.Thread(target=self._run, name="log-output", daemon=True)
+        self._writer.start()
+
+    def write(self, line: bytes) -> None:
+        # acquire() and release() rather than `with`: half the cost, paid once per request.
+        self._lock.acquire()
+        first = not self._pending
+        if self._pending_bytes + len(line) > self._capacity:
+            self.dropped += 1
+            self._dropped_since_flush += 1
+        else:
+            self._pending.append(line)
+            self._pending_bytes += len(line)
+        self._lock.release()
+        if first:
+            self._waiting.set()
+
+    def close(self, timeout: float = CLOSE_TIMEOUT) -> None:
+        """Write what is pending and stop the writer; give up after the timeout."""
+        if not self._closing.is_set():
+            self._closing.set()
+            self._waiting.set()
+            self._writer.join(timeout)
+
+    def _run(self) -> None:
+        # An idle service's writer sleeps: the first line of a batch wakes it, and the rest of
+        # the batch has the flush interval to arrive. Within an episode of drops it keeps
+        # flushing, to find the episode's end and report it.
+        while True:
+            if not self._episode_dropped:
+                self._waiting.wait()
+            if self._closing.wait(self._flush_interval):
+                break
+            self._waiting.clear()
+            self._flush()
+        self._flush()
+        self._report_episode()
+        self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            lines, self._pending, self._pending_bytes = self._pending, [], 0
+            dropped, self._dropped_since_flush = self._dropped_since_flush, 0
+        if lines and not self._write_all(b"".join(lines)):
+            with self._lock:
+                self.dropped += len(lines)
+            dropped += len(lines)
+        # An episode of drops lasts until a flush finds none: it is reported once, then.
+        if dropped:
+            self._episode_dropped += dropped
+        else:
+            self._report_episode()
+
+    def _report_episode(self) -> None:
+        if self._episode_dropped:
+            log.warning(
+                "stdout did not take log lines in time: lines dropped",
+                extra={"dropped": self._episode_dropped},
+            )
+            self._episode_dropped = 0
+
+    def _write_all(self, data: bytes) -> bool:
+        """One write, unless the kernel takes part of it (a pipe of a blocked reader)."""
+        view = memoryview(data)
+        try:
+            while view:
+                view = view[os.write(self._fd, view) :]
+        except OSError:  # the collector is gone (EPIPE): nothing can be written any more
+            return False
+        return True
