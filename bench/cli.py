@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import json
 import shutil
 import signal
@@ -12,12 +13,21 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import bench
 from bench import BenchError
 from bench.measure import MEASURES, BenchSettings
 from bench.report import caveats, machine, print_table, summarise
-from bench.rounds import run_rounds
+from bench.rounds import Cell, run_rounds
+from bench.scorecard import (
+    HEALTHZ_NUM,
+    SCENARIOS,
+    print_scorecard,
+    rows,
+    run_scenarios,
+    scenario_seconds,
+)
 from bench.targets import (
     BENCH,
     DEFAULT_SERVICE,
@@ -41,16 +51,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--mode",
-        choices=sorted(MEASURES),
-        default="throughput",
-        help="throughput: /abc, /metrics, RSS, time to ready; "
-        "healthz: /healthz latency while /abc is saturated (NUM defaults to 27)",
+        choices=["targets", *sorted(MEASURES)],
+        default="targets",
+        help="targets: every target of issue 10 (NUM unset, NUM=25 on one and two cores, "
+        f"/healthz at NUM={HEALTHZ_NUM}) judged in one table; "
+        "throughput: /abc, /metrics, RSS, time to ready; "
+        f"healthz: /healthz latency while /abc is saturated (NUM defaults to {HEALTHZ_NUM})",
     )
-    p.add_argument("--num", type=int, default=None, help="NUM for every target (unset if omitted)")
+    p.add_argument(
+        "--num",
+        type=int,
+        default=None,
+        help="NUM for every target (unset if omitted; not "
+        "with --mode targets, whose scenarios set it)",
+    )
     p.add_argument(
         "--cores",
-        default="1",
-        help="CPUs per server; a comma list (1,2) runs each and reports the req/s scaling",
+        default=None,
+        help="CPUs per server; a comma list (1,2) runs each and reports the req/s scaling "
+        "(default 1; not with --mode targets)",
     )
     p.add_argument("--duration", type=int, default=5, help="seconds of load per measurement")
     p.add_argument("--warmup", type=int, default=1, help="seconds of unmeasured /abc load first")
@@ -73,8 +92,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ready-timeout", type=float, default=20.0, help="seconds to wait for ready")
     p.add_argument(
         "--targets",
-        default=",".join(DEFAULT_TARGETS),
-        help=f"comma list from: {', '.join(t.name for t in TARGETS)}",
+        default=None,
+        help=f"comma list from: {', '.join(t.name for t in TARGETS)} "
+        f"(default {','.join(DEFAULT_TARGETS)}; --mode targets runs its own)",
     )
     p.add_argument(
         "--add-target",
@@ -92,8 +112,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--service", type=Path, default=DEFAULT_SERVICE, help="example-service binary")
     p.add_argument("--output", type=Path, default=RESULTS, help="directory for the JSON results")
     args = p.parse_args(argv)
+    if args.mode == "targets":
+        fixed = {"--num": args.num, "--cores": args.cores, "--targets": args.targets}
+        given = [flag for flag, value in fixed.items() if value is not None]
+        if given or args.add_target or args.baseline != REFERENCE:
+            dropped = ", ".join(given) or "--add-target and --baseline"
+            p.error(f"--mode targets sets NUM, cores and targets itself; drop {dropped}")
+        args.targets = ",".join(dict.fromkeys(n for sc in SCENARIOS for n in sc.targets))
+        args.cores = ",".join(str(c) for c in sorted({c for sc in SCENARIOS for c in sc.cores}))
     if args.mode == "healthz" and args.num is None:
-        args.num = 27
+        args.num = HEALTHZ_NUM
+    args.targets = args.targets or ",".join(DEFAULT_TARGETS)
+    args.cores = args.cores or "1"
     try:
         args.cores = sorted({int(c) for c in args.cores.split(",")})
     except ValueError:
@@ -138,6 +168,17 @@ def scratch_dir() -> Iterator[Path]:
         yield Path(tmp)
 
 
+def cells_json(cells: list[Cell], summary: dict[str, Any], num: int | None, service: Path) -> Any:
+    return {
+        c.key: {
+            "command": c.target.command(RunSpec(0, c.cores, num, service)),
+            "rounds": c.rounds,
+            **summary[c.key],
+        }
+        for c in cells
+    }
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM takes the same path as Ctrl-C, so every server and wrk is stopped.
@@ -171,47 +212,62 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             started = datetime.now(UTC)
             num = "unset" if args.num is None else args.num
-            print(
-                f"mode={args.mode} NUM={num} cores={args.cores} duration={args.duration}s "
-                f"rounds={args.rounds} connections={args.connections} "
-                f"targets={[t.name for t in targets]}",
-                flush=True,
-            )
-            per_round = args.warmup + args.duration + 2
-            if args.mode == "throughput":
-                per_round += args.metrics_duration
-            cells_count = len(targets) * len(args.cores)
-            print(f"about {per_round * cells_count * args.rounds} s", flush=True)
-            cells = run_rounds(targets, settings)
+            if args.mode == "targets":
+                print(
+                    f"every target, {args.rounds} rounds of {args.duration} s, "
+                    f"{args.connections} connections, targets={[t.name for t in targets]}",
+                    flush=True,
+                )
+                print(f"about {scenario_seconds(settings)} s", flush=True)
+                results = run_scenarios(targets, settings)
+            else:
+                print(
+                    f"mode={args.mode} NUM={num} cores={args.cores} duration={args.duration}s "
+                    f"rounds={args.rounds} connections={args.connections} "
+                    f"targets={[t.name for t in targets]}",
+                    flush=True,
+                )
+                per_round = args.warmup + args.duration + 2
+                if args.mode == "throughput":
+                    per_round += args.metrics_duration
+                cells_count = len(targets) * len(args.cores)
+                print(f"about {per_round * cells_count * args.rounds} s", flush=True)
+                cells = run_rounds(targets, settings)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("bench: interrupted; servers stopped, no results written", file=sys.stderr)
         return 130
-    summary = summarise(cells, settings)
     print()
-    print_table(cells, summary, settings)
-
     settings_out = {k: v for k, v in vars(args).items() if k not in {"service", "output"}}
-    result = {
+    result: dict[str, Any] = {
         "started": started.isoformat(timespec="seconds"),
-        "finished": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
-        "notes": caveats(cells, summary),
         "settings": {**settings_out, "service": str(args.service)},
-        "targets": {
-            c.key: {
-                "command": c.target.command(RunSpec(0, c.cores, args.num, args.service)),
-                "rounds": c.rounds,
-                **summary[c.key],
-            }
-            for c in cells
-        },
     }
+    if args.mode == "targets":
+        result["notes"] = print_scorecard(results)
+        result["scorecard"] = [dataclasses.asdict(row) for row in rows(results)]
+        result["scenarios"] = {
+            name: {
+                "mode": r.settings.mode,
+                "num": r.settings.num,
+                "cores": r.settings.cores,
+                "targets": cells_json(r.cells, r.summary, r.settings.num, args.service),
+            }
+            for name, r in results.items()
+        }
+    else:
+        summary = summarise(cells, settings)
+        print_table(cells, summary, settings)
+        result["notes"] = caveats(cells, summary)
+        result["targets"] = cells_json(cells, summary, args.num, args.service)
+    result["finished"] = datetime.now(UTC).isoformat(timespec="seconds")
     args.output.mkdir(parents=True, exist_ok=True)
     cores = "-".join(map(str, args.cores))
-    path = args.output / (f"{started:%Y%m%dT%H%M%SZ}-{args.mode}-num{num}-cores{cores}.json")
+    name = "targets" if args.mode == "targets" else f"{args.mode}-num{num}-cores{cores}"
+    path = args.output / f"{started:%Y%m%dT%H%M%SZ}-{name}.json"
     path.write_text(json.dumps(result, indent=2) + "\n")
     print(f"results: {path}")
     return 0

@@ -41,6 +41,7 @@ THROUGHPUT_FIGURES = [
     Figure("pss_idle_mb", "PSS idle MB", "{:.1f}"),
     Figure("rss_loaded_mb", "RSS after load MB", "{:.1f}"),
     Figure("ready_ms", "time to ready ms", "{:.1f}"),
+    Figure("ready_cpu_ms", "CPU until ready ms", "{:.1f}"),
 ]
 
 HEALTHZ_FIGURES = [
@@ -56,6 +57,7 @@ HEALTHZ_FIGURES = [
     Figure("others_busy_pct", "other processes % of a CPU", "{:.0f}", ratio=False),
     Figure("rss_idle_mb", "RSS idle MB", "{:.1f}"),
     Figure("ready_ms", "time to ready ms", "{:.1f}"),
+    Figure("ready_cpu_ms", "CPU until ready ms", "{:.1f}"),
 ]
 FIGURES = {"throughput": THROUGHPUT_FIGURES, "healthz": HEALTHZ_FIGURES}
 
@@ -146,8 +148,16 @@ def print_table(cells: list[Cell], summary: dict[str, Any], settings: BenchSetti
         print(f"note: {note}")
 
 
-def caveats(cells: list[Cell], summary: dict[str, Any]) -> list[str]:
-    """What makes this run's ratios less trustworthy, read off its own figures."""
+# Above this share of a CPU taken by other work, a note says the run was disturbed.
+OTHERS_NOTE_PCT = 25
+
+
+def caveats(cells: list[Cell], summary: dict[str, Any], per_cell_load: bool = True) -> list[str]:
+    """What makes this run's ratios less trustworthy, read off its own figures.
+
+    per_cell_load=False leaves out the notes on other work, for a caller that sums the
+    machine's load up in one line.
+    """
     notes = []
     for cell in cells:
         median = summary[cell.key]["median"]
@@ -159,7 +169,7 @@ def caveats(cells: list[Cell], summary: dict[str, Any]) -> list[str]:
                 "CPU per request still holds"
             )
         others = median.get("others_busy_pct")
-        if others is not None and others > 25:
+        if per_cell_load and others is not None and others > OTHERS_NOTE_PCT:
             notes.append(
                 f"during {cell.key} other work on the machine took {others:.0f}% of a CPU: "
                 "prefer the CPU-per-request ratios, or rerun when the machine is quieter"

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import BenchError
+from bench.sampling import tree_cpu_seconds
 from bench.targets import LOOPBACK, RunSpec, Target
 from example_service.settings import ENVIRONMENT_VARIABLES
 from example_service.stack.processes import Component, StartError
@@ -26,6 +27,8 @@ class Server:
     port: int
     cpus: Sequence[int]
     ready_s: float = 0.0
+    # CPU spent until ready: unlike the wall time, it barely moves when the machine is busy.
+    ready_cpu_s: float = 0.0
 
     @property
     def pid(self) -> int:
@@ -55,6 +58,7 @@ def start_server(
     try:
         # From spawn to the first 200, polled every half millisecond.
         server.ready_s = component.wait_ready(ready_timeout, interval=0.0005)
+        server.ready_cpu_s = tree_cpu_seconds(server.pid)
     except StartError as exc:
         stop_server(server)
         raise BenchError(f"{exc}:\n{component.log_tail()}") from None
