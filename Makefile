@@ -13,7 +13,7 @@ SYSTEM_PACKAGES := promtool=prometheus prometheus=prometheus chromium=chromium \
 	prometheus-pushgateway=prometheus-pushgateway docker-compose=docker-compose wrk=wrk \
 	podman=podman runc=runc catatonit=catatonit mmdebstrap=mmdebstrap iptables=iptables
 
-.PHONY: run test lint typecheck unit bench stack clean system-packages prometheusrules chart lock
+.PHONY: run test lint typecheck unit bench bench-profile stack clean system-packages prometheusrules chart lock
 
 # The server's dependencies come from the image's hashed lock, so the tests run what it ships;
 # setup.py and the .pyx sources build the compiled modules: a change to any rebuilds them.
@@ -53,6 +53,12 @@ BENCH_PACKAGES := wrk=wrk taskset=util-linux go=golang-go \
 bench: $(VENV)/.dev-installed
 	@tools/ensure-system-packages $(BENCH_PACKAGES)
 	$(BIN)/python -m bench
+
+# Instructions per request by object and function, counted by callgrind (steady on a busy
+# machine, unlike time): the profile the README's performance section quotes.
+bench-profile: $(VENV)/.dev-installed
+	@tools/ensure-system-packages taskset=util-linux valgrind=valgrind
+	$(BIN)/python -m bench --profile
 
 stack: $(VENV)/.run-installed system-packages
 	$(BIN)/example-service stack

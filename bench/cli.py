@@ -17,6 +17,7 @@ from typing import Any
 
 import bench
 from bench import BenchError
+from bench.callgrind import run_profiles
 from bench.measure import MEASURES, BenchSettings
 from bench.report import caveats, machine, print_table, summarise
 from bench.rounds import Cell, run_rounds
@@ -109,6 +110,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=REFERENCE,
         help="the target every ratio is taken to (it must be among the targets run)",
     )
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of load: count instructions per request under valgrind's callgrind "
+        "(/abc with the access log on and off, /metrics, NUM=25) and print them by object "
+        "and by function",
+    )
+    p.add_argument(
+        "--profile-scale",
+        type=float,
+        default=1.0,
+        help="--profile: multiply the fixed request counts (2,000 /abc, 100 /metrics, "
+        "20 at NUM=25) by this",
+    )
     p.add_argument("--service", type=Path, default=DEFAULT_SERVICE, help="example-service binary")
     p.add_argument("--output", type=Path, default=RESULTS, help="directory for the JSON results")
     args = p.parse_args(argv)
@@ -183,6 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM takes the same path as Ctrl-C, so every server and wrk is stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if args.profile:
+        return run_profiles(args.service, args.output, args.profile_scale)
     missing = [tool for tool in ("wrk", "taskset") if shutil.which(tool) is None]
     if missing:
         print(f"missing {missing}: apt-get install wrk util-linux", file=sys.stderr)
