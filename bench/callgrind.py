@@ -328,8 +328,8 @@ def print_differences(profiles: list[Profile]) -> None:
         delta[f"{key[0]} ({key[1]})"] += on.per_request(count)
     for key, count in off.functions.items():
         delta[f"{key[0]} ({key[1]})"] -= off.per_request(count)
-    for name, count in sorted(delta.items(), key=lambda kv: -kv[1])[:8]:
-        print(f"  {name[:58]:<58} {count:>+11,.0f}")
+    for name, added in sorted(delta.items(), key=lambda kv: -kv[1])[:8]:
+        print(f"  {name[:58]:<58} {added:>+11,.0f}")
 
 
 def run_profiles(service: Path, output: Path, scale: float) -> int:
