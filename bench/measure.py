@@ -94,9 +94,9 @@ def measure_throughput(
         p99_ms=abc.p99_ms,
         errors=abc.error_count,
         error_kinds=abc.errors,
-        requests=abc.requests,
+        requests=abc.answered,
         **cpu,
-        **cpu_figures(cpu, abc.requests, len(server.cpus)),
+        **cpu_figures(cpu, abc.answered, len(server.cpus)),
     )
 
     status, body = http_get(server.port, "/metrics", timeout=10)
@@ -194,12 +194,12 @@ def measure_healthz(
         rps=loaded.rps,
         errors=loaded.error_count,
         error_kinds=loaded.errors,
-        requests=loaded.requests,
+        requests=loaded.answered,
         abc_p50_ms=loaded.p50_ms,
         abc_p99_ms=loaded.p99_ms,
         **cpu,
         # Paced probes cost next to nothing beside the saturating work.
-        **cpu_figures(cpu, loaded.requests, len(server.cpus)),
+        **cpu_figures(cpu, loaded.answered, len(server.cpus)),
     )
     return figures
 

@@ -40,8 +40,13 @@ class WrkResult:
     errors: dict[str, int]
 
     @property
+    def answered(self) -> int:
+        """Responses with a 2xx or 3xx status: a shed request's quick 503 is not work done."""
+        return self.requests - self.errors["status"]
+
+    @property
     def rps(self) -> float:
-        return self.requests / self.duration_s if self.duration_s else 0.0
+        return self.answered / self.duration_s if self.duration_s else 0.0
 
     @property
     def error_count(self) -> int:
