@@ -10,12 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from bench import BenchError
-from bench.sampling import CpuReading, tree_memory_mb
+from bench.sampling import CpuReading, tree_memory_mb, wait_idle
 from bench.servers import Server, http_get
 from bench.targets import LOOPBACK
 from bench.wrk import Wrk
 from example_service.endpoints import REPLY_WITH_NUM, REPLY_WITHOUT_NUM
 from example_service.load.stats import quantile
+
+# How long the backlog wrk leaves behind may take to finish (see sampling.wait_idle).
+SETTLE_TIMEOUT = 15.0
 
 
 @dataclass
@@ -84,10 +87,12 @@ def measure_throughput(
 
     if s.warmup:
         wrk("/abc", s.connections, s.warmup).run()
+        wait_idle(server.pid, SETTLE_TIMEOUT)
 
     before = CpuReading.take(server.pid)
     abc = wrk("/abc", s.connections, s.duration).run()
     cpu = before.until(CpuReading.take(server.pid), server.cpus)
+    wait_idle(server.pid, SETTLE_TIMEOUT)
     figures.update(
         rps=abc.rps,
         p50_ms=abc.p50_ms,

@@ -107,3 +107,21 @@ class CpuReading:
             "server_cpus_idle_s": spent("idle", server_cpus),
             "steal_cpu_s": spent("steal", every),
         }
+
+
+def wait_idle(root: int, timeout: float, window: float = 0.2) -> bool:
+    """Waits until the tree spends at most one clock tick (10 ms) of CPU in `window` seconds.
+
+    wrk abandons its in-flight requests when its time is up, and the server goes on
+    computing them: a run started at once would share the CPU with that backlog, and for
+    a service that sheds load, find its queue still full. False if still busy at timeout.
+    """
+    deadline = time.monotonic() + timeout
+    before = tree_cpu_seconds(root)
+    while time.monotonic() < deadline:
+        time.sleep(window)
+        now = tree_cpu_seconds(root)
+        if now - before <= 0.011:
+            return True
+        before = now
+    return False
