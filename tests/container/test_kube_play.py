@@ -58,7 +58,13 @@ def test_the_helm_charts_pod_serves_and_runs_as_its_manifest_says(
     podman: Podman, image: str
 ) -> None:
     repository, _, tag = image.rpartition(":")
-    manifests = render_values({"image": {"repository": repository, "tag": tag}, "replicaCount": 1})
+    manifests = render_values(
+        {
+            "image": {"repository": repository, "tag": tag},
+            "replicaCount": 1,
+            "autoscaling": {"enabled": False},
+        }
+    )
     deployment = find(manifests, "Deployment", "example-service")
     assert deployment["spec"]["replicas"] == 1, "replicaCount sets the Deployment's replicas"
     with kube_played(podman, manifests) as pod:

@@ -242,7 +242,7 @@ def test_a_change_to_one_side_fails_the_comparison() -> None:
     kustomize_objects = comparable_kustomize("lab")
     for values in (
         {"settings": {"NUM": 26}},
-        {"replicaCount": 3},
+        {"autoscaling": {"minReplicas": 3}},
         {"monitoring": {"prometheus": {"service": {"nodePort": 30178}}}},
     ):
         found = differences(comparable_chart(render_values(values)), kustomize_objects)
@@ -251,6 +251,14 @@ def test_a_change_to_one_side_fails_the_comparison() -> None:
     deployment = find(manifests, "Deployment", RELEASE)
     deployment["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["periodSeconds"] = 3
     assert differences(comparable_chart(manifests), kustomize_objects)
+
+
+def test_replica_count_without_the_autoscaler() -> None:
+    """replicaCount sets the count only when no autoscaler owns it, and then no autoscaler
+    is rendered to fight over it."""
+    manifests = render_values({"replicaCount": 3, "autoscaling": {"enabled": False}})
+    assert find(manifests, "Deployment", RELEASE)["spec"]["replicas"] == 3
+    assert not [m for m in manifests if m["kind"] == "HorizontalPodAutoscaler"]
 
 
 def test_files_are_links_to_the_single_sources() -> None:
@@ -500,7 +508,7 @@ def test_knobs_reach_their_fields() -> None:
     )
     deployment = find(manifests, "Deployment", RELEASE)
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert deployment["spec"]["replicas"] == 3
+    assert "replicas" not in deployment["spec"], "with autoscaling on, the autoscaler owns it"
     assert container["image"] == "registry.example.org/example-service:1.0.1"
     assert container["resources"]["limits"] == {"cpu": "2", "memory": "256Mi"}
     assert find(manifests, "ConfigMap", RELEASE)["data"] == {
