@@ -19,7 +19,7 @@ from granian.constants import HTTPModes, Interfaces
 from granian.server.embed import Server
 
 from example_service.endpoints import REPLY_WITHOUT_NUM as REPLY
-from example_service.workload import fib
+from example_service.fibonacci import fib
 
 CONTENT_LENGTH = str(len(REPLY)).encode()
 

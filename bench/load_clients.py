@@ -62,7 +62,8 @@ async def run_aiohttp(url: str, connections: int, duration: float) -> tuple[int,
         async def fetch() -> int:
             async with session.get(url) as response:
                 await response.read()
-                return response.status
+                status: int = response.status
+                return status
 
         return await _closed_loop(fetch, connections, duration)
 
@@ -75,7 +76,8 @@ async def run_pyreqwest(url: str, connections: int, duration: float) -> tuple[in
         async def fetch() -> int:
             response = await client.get(url).build().send()
             await response.bytes()
-            return response.status
+            status: int = response.status
+            return status
 
         return await _closed_loop(fetch, connections, duration)
 
@@ -144,10 +146,13 @@ async def run_raw(url: str, connections: int, duration: float) -> tuple[int, flo
     from urllib.parse import urlsplit
 
     parts = urlsplit(url)
+    if parts.hostname is None or parts.port is None:
+        raise ValueError(f"{url}: the raw client needs a host and a port")
+    host, port = parts.hostname, parts.port
     request = f"GET {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\n\r\n".encode()
     loop = asyncio.get_running_loop()
     protocols = [
-        (await loop.create_connection(lambda: _Raw(request), parts.hostname, parts.port))[1]
+        (await loop.create_connection(lambda: _Raw(request), host, port))[1]
         for _ in range(connections)
     ]
     slots = iter(protocols)
@@ -191,7 +196,10 @@ CLIENTS: dict[str, Callable[[str, int, float], Awaitable[tuple[int, float]]]] = 
 def child(name: str, url: str, connections: int, duration: float) -> None:
     import uvloop
 
-    ok, cpu = uvloop.run(CLIENTS[name](url, connections, duration))
+    async def measured() -> tuple[int, float]:
+        return await CLIENTS[name](url, connections, duration)
+
+    ok, cpu = uvloop.run(measured())
     print(json.dumps({"ok": ok, "cpu": cpu}))
 
 
