@@ -6,7 +6,9 @@ pacer hands request i to an idle worker at its scheduled time, start + i/rate, a
 request's latency is counted from that time, not from when it was sent: when no worker is
 free (the target is slow) or the pacer wakes late (the tool is busy), the wait is part of
 the latency the target's users would see, instead of a silently lower rate (coordinated
-omission).
+omission). The pacer sleeps on an alarm precise to microseconds (alarm.py): on the event
+loop's millisecond timers each request would start up to a millisecond or two late, which
+was most of an idle machine's latency.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from example_service.load.alarm import Alarm, alarm
 from example_service.load.limits import Limits, Pacing
 from example_service.load.stats import Outcome, Recorder
 
@@ -27,19 +30,6 @@ Send = Callable[[int], Awaitable[int | Outcome]]
 # A worker waits for one of these: the target and scheduled start of its next request
 # (nanoseconds, time.perf_counter_ns), or None when the run has stopped.
 Assignment = tuple[int, int] | None
-
-
-TIMER_RESOLUTION = 1000  # per second
-
-
-def _timer(ns: int) -> float:
-    """A wait of ns nanoseconds as a loop timer's seconds, rounded up to its resolution.
-
-    Event loops time in whole milliseconds (uvloop rounds down): a shorter wait would wake
-    at once and spin until the due time, so the pacer wakes up to 1 ms late instead, which
-    counts in the request's latency and in the tool's lag.
-    """
-    return math.ceil(ns * TIMER_RESOLUTION / 1e9) / TIMER_RESOLUTION
 
 
 class StopReason(StrEnum):
@@ -166,23 +156,24 @@ class LoadRun:
                 return
             await self._request(send, *given)
 
-    async def _wait(self, seconds: float | None) -> None:
-        """Until seconds pass (None: until woken), a worker is free, or the run stops."""
-        loop = asyncio.get_running_loop()
-        self._pacer_wait = loop.create_future()
-        timer = None if seconds is None else loop.call_later(seconds, self._wake_pacer)
+    async def _wait(self, alarm: Alarm, until_ns: int | None) -> None:
+        """Until until_ns (None: until woken), a worker is free, or the run stops.
+
+        Woken early, the alarm may still ring later: the pacer's next wait sets it again,
+        and a ring meanwhile only makes the pacer look at its schedule once more.
+        """
+        self._pacer_wait = asyncio.get_running_loop().create_future()
+        alarm.set(until_ns)
         try:
             await self._pacer_wait
         finally:
             self._pacer_wait = None
-            if timer is not None:
-                timer.cancel()
 
     def _wake_pacer(self) -> None:
         if self._pacer_wait is not None and not self._pacer_wait.done():
             self._pacer_wait.set_result(None)
 
-    async def _pace(self, rate: float) -> None:
+    async def _pace(self, rate: float, alarm: Alarm) -> None:
         """Hand request i to an idle worker at start + i/rate, or as soon as one is free.
 
         Every request due before the run's duration ends is sent, however late the tool
@@ -201,12 +192,12 @@ class LoadRun:
             now_ns = time.perf_counter_ns()
             if end_ns is not None and (due_ns >= end_ns or (not self._idle and now_ns >= end_ns)):
                 if now_ns < end_ns:  # nothing more is due: the run ends on time all the same
-                    await self._wait(_timer(end_ns - now_ns))
+                    await self._wait(alarm, end_ns)
                     continue
                 self._stop(StopReason.DURATION)
                 break
             if due_ns > now_ns:
-                await self._wait(_timer(due_ns - now_ns))
+                await self._wait(alarm, due_ns)
             elif not self._idle:
                 # Every connection is busy: the target holds them all. This request's
                 # latency runs from its due time, so the wait counts against the target.
@@ -214,7 +205,7 @@ class LoadRun:
                     self.recorder.waited_for_slot += 1
                     waited = True
                 self._waiting_for_slot = True
-                await self._wait(None if end_ns is None else _timer(end_ns - now_ns))
+                await self._wait(alarm, end_ns)
                 self._waiting_for_slot = False
                 slot_freed_ns = time.perf_counter_ns()
             else:
@@ -250,12 +241,14 @@ class LoadRun:
         if rate is None:
             self._start_ns = time.perf_counter_ns()
         else:
-            # The schedule starts once the workers wait in line, not while they start.
-            await asyncio.sleep(0)
-            self._start_ns = time.perf_counter_ns()
+            pacer_alarm = alarm(asyncio.get_running_loop(), self._wake_pacer)
             try:
-                await self._pace(rate)
+                # The schedule starts once the workers wait in line, not while they start.
+                await asyncio.sleep(0)
+                self._start_ns = time.perf_counter_ns()
+                await self._pace(rate, pacer_alarm)
             finally:
+                pacer_alarm.close()
                 self._pacing = False
                 # However the pacer ended, no worker may stay waiting for an assignment;
                 # a cancelled worker's has been cancelled with it.
