@@ -78,18 +78,27 @@ def test_closed_loop_reaches_a_third_of_wrk_and_counts_exactly(service: ServiceP
     assert summary["requests_per_second"] >= 0.3 * reference.requests_per_second, report
 
 
-def test_open_loop_holds_1000_per_second(service: ServiceProcess) -> None:
-    """The rate is held. The latency figures are printed, not judged: an absolute time does
-    not gate CI, and the issue's p50 <= 2 ms was missed even on a quiet machine (docs/load.md,
-    "Targets")."""
+def test_open_loop_holds_1000_per_second_on_schedule(service: ServiceProcess) -> None:
+    """The rate is held, and requests start on their schedule, not on the event loop's
+    millisecond. The latency figures are printed, not judged: an absolute time does not
+    gate CI (docs/load.md, "Targets")."""
     url = f"{service.url}/abc"
     reference = wrk(url, 1, 2)
     summary = load(url, "--rate", "1000", "--duration", "5s")
-    report = f"wrk (1 connection) p50 {reference.p50 * 1e3:.2f} ms; load {figures(summary)}"
+    lag = summary["generator"]["schedule"]["lag_seconds"]
+    report = (
+        f"wrk (1 connection) p50 {reference.p50 * 1e3:.2f} ms; load {figures(summary)}, "
+        f"start lag p50 {lag['p50'] * 1e3:.3f} ms, p99 {lag['p99'] * 1e3:.2f} ms"
+    )
     print(report)
     assert summary["failed"] == 0, report
     assert summary["generator"]["schedule"]["due"] == 5000, report
     assert summary["requests_per_second"] >= 950, report
+    # On the loop's millisecond timers, half the requests started at least half of their
+    # 1 ms interval late, idle machine or not (0.6-0.9 ms measured); woken by a timerfd,
+    # 0.06-0.08 ms on the same machine under load. A quarter of the interval tells the two
+    # apart with room for a busy machine's slower wake-ups.
+    assert lag["p50"] <= 0.25 / 1000, report
 
 
 # One computation should cost about this long: long enough that the run's queueing is far
