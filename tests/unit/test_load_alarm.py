@@ -13,9 +13,8 @@ from typing import Any
 import pytest
 import uvloop
 
-from example_service.load.alarm import Alarm, LoopTimerAlarm, alarm, loop_timer_seconds
+from example_service.load.alarm import LoopTimerAlarm, MakeAlarm, alarm, loop_timer_seconds
 
-MakeAlarm = Callable[[asyncio.AbstractEventLoop, Callable[[], None]], Alarm]
 Run = Callable[[Coroutine[Any, Any, Any]], Any]
 
 LOOPS = pytest.mark.parametrize("run", [asyncio.run, uvloop.run], ids=["asyncio", "uvloop"])

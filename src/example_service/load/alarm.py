@@ -34,6 +34,9 @@ class Alarm(Protocol):
     def close(self) -> None: ...
 
 
+MakeAlarm = Callable[[asyncio.AbstractEventLoop, Callable[[], None]], Alarm]
+
+
 def loop_timer_seconds(ns: int) -> float:
     """A wait of ns nanoseconds as a loop timer's seconds, rounded up to its resolution:
     rounded down (uvloop does), a short wait would wake at once and spin until due."""

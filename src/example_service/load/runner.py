@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from example_service.load.alarm import Alarm, alarm
+from example_service.load.alarm import Alarm, MakeAlarm, alarm
 from example_service.load.limits import Limits, Pacing
 from example_service.load.stats import Outcome, Recorder
 
@@ -64,9 +64,11 @@ class Times:
 class LoadRun:
     """One run of a plan, recording into a Recorder; interrupt() stops it from a signal."""
 
-    def __init__(self, plan: Plan, recorder: Recorder) -> None:
+    def __init__(self, plan: Plan, recorder: Recorder, make_alarm: MakeAlarm = alarm) -> None:
+        """make_alarm: what the open loop's pacer sleeps on (the bench compares them)."""
         self.plan = plan
         self.recorder = recorder
+        self._make_alarm = make_alarm
         self.stopped_by: StopReason | None = None
         self.done = False
         self._interrupts = 0
@@ -241,7 +243,7 @@ class LoadRun:
         if rate is None:
             self._start_ns = time.perf_counter_ns()
         else:
-            pacer_alarm = alarm(asyncio.get_running_loop(), self._wake_pacer)
+            pacer_alarm = self._make_alarm(asyncio.get_running_loop(), self._wake_pacer)
             try:
                 # The schedule starts once the workers wait in line, not while they start.
                 await asyncio.sleep(0)
