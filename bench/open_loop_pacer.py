@@ -3,7 +3,8 @@
 Each pacer drives the load command's engine (LoadRun and its HTTP client, under uvloop) at
 --rate for --duration against one replica (fib(10), access log off), in a process of its
 own, alternating in the same run. Each reports how late its requests started (the tool's
-own lag), their latency from the schedule, and its process's CPU per second of the run.
+own lag), their latency from the schedule, its process's CPU per second of the run, and
+the rate it achieved.
 Figures, not a test: docs/load.md quotes them ("The workers").
 
     .venv/bin/python -m bench.open_loop_pacer              # 3 rounds of 5 s at 1000 req/s
@@ -26,7 +27,7 @@ from bench.targets import LOOPBACK, RunSpec, service_target
 
 SERVICE = Path(sys.executable).with_name("example-service")
 PACERS = ("loop-timer", "timerfd")
-FIGURES = ("lag_p50", "lag_p99", "p50", "p99", "cpu")
+FIGURES = ("lag_p50", "lag_p99", "p50", "p99", "cpu", "rate")
 
 
 def child(pacer: str, url: str, rate: float, duration: float) -> None:
@@ -76,7 +77,8 @@ def line(name: str, figures: dict[str, float]) -> str:
     ms = {key: figures[key] * 1e3 for key in FIGURES[:4]}
     return (
         f"{name:<11} lag p50 {ms['lag_p50']:6.3f} p99 {ms['lag_p99']:6.2f} ms   "
-        f"latency p50 {ms['p50']:6.3f} p99 {ms['p99']:6.2f} ms   CPU {figures['cpu']:4.0%}"
+        f"latency p50 {ms['p50']:6.3f} p99 {ms['p99']:6.2f} ms   CPU {figures['cpu']:4.0%}   "
+        f"{figures['rate']:6.0f} req/s"
     )
 
 
