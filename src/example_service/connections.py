@@ -32,8 +32,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client.metrics_core import Metric
+
+from example_service.metrics.family import Family, FamilyCollector, Samples
 
 log = logging.getLogger(__name__)
 
@@ -282,28 +283,32 @@ class LimitGuard:
         self._connections.close()
 
 
-OPEN = "example_service_connections_open"
-OPEN_HELP = (
+OPEN = Family(
+    "gauge",
+    "example_service_connections_open",
     "Client connections to the service's port open on its side, those waiting to be "
-    "accepted included."
+    "accepted included.",
 )
-CLOSED = "example_service_connections_closed_at_limit"
-CLOSED_HELP = "Connections closed at once because MAX_CONNECTIONS were already held."
+CLOSED = Family(
+    "counter",
+    "example_service_connections_closed_at_limit",
+    "Connections closed at once because MAX_CONNECTIONS were already held.",
+)
 
 
-class ConnectionsCollector(Collector):
+class ConnectionsCollector(FamilyCollector):
     """The open connections, counted at scrape time, and those closed at the limit."""
 
     def __init__(self, connections: Connections, guard: LimitGuard) -> None:
         self._connections = connections
         self._guard = guard
 
-    def describe(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
-        yield GaugeMetricFamily(OPEN, OPEN_HELP)
-        yield CounterMetricFamily(CLOSED, CLOSED_HELP)
+    def describe(self) -> Iterator[Metric]:
+        yield OPEN.metric()
+        yield CLOSED.metric()
 
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def samples(self) -> Iterator[tuple[Family, Samples]]:
         with contextlib.suppress(OSError):  # no /proc mounted: no sample
             open_ = self._connections.held() + self._connections.queued()
-            yield GaugeMetricFamily(OPEN, OPEN_HELP, value=open_)
-        yield CounterMetricFamily(CLOSED, CLOSED_HELP, value=self._guard.closed)
+            yield OPEN, (((), open_),)
+        yield CLOSED, (((), self._guard.closed),)

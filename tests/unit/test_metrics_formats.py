@@ -12,6 +12,7 @@ from prometheus_client.metrics_core import (
     Metric,
 )
 
+from example_service.metrics.family import Family
 from example_service.metrics.formats import Format
 
 ACCEPT_HEADERS = [
@@ -43,3 +44,24 @@ def test_each_family_as_the_library_writes_it(accept: str) -> None:
             library = "".join(page_format.lines(family))
             assert page_format.family(family) == library
         page_format.page_done()
+
+
+@pytest.mark.parametrize("accept", ACCEPT_HEADERS)
+def test_a_family_from_its_samples_as_the_library_writes_it(accept: str) -> None:
+    encoder, _ = choose_encoder(accept)
+    page_format = Format(encoder)
+    families = [
+        Family("gauge", "sensor_celsius", "A \\ help\nwith a newline.", ["chip", "sensor"]),
+        Family("counter", "errors", "Errors.", ["device"]),
+        Family("info", "cgroup", "The cgroup.", ["version", "path"]),
+    ]
+    pages = [  # series appear, move and go, as devices and sensors do
+        [(("plain", "temp1"), 0), (('a "quoted"\\ new\nline', "é"), 42)],
+        [(("plain", "temp1"), 1_000_000), (("new", "temp2"), 0.1), (("é", "x"), float("inf"))],
+        [],
+        [(("plain", "temp1"), -1.5)],
+    ]
+    for samples in pages * 2:
+        for family in families:
+            library = "".join(page_format.lines(family.metric(samples)))
+            assert family.text(page_format, samples) == library

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from functools import partial
+from typing import Protocol, runtime_checkable
 
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
@@ -44,6 +45,14 @@ def value_text(value: float) -> str:
     if type(value) is int and 0 <= value < 1_000_000:
         return f"{value}.0"
     return floatToGoString(value)  # type: ignore[no-any-return, no-untyped-call]
+
+
+@runtime_checkable
+class Rendered(Protocol):
+    """A collector that writes its own families' text, as the format's encoder would write
+    what its collect() gives (the registry then skips the library's family objects)."""
+
+    def render(self, page_format: Format) -> str: ...
 
 
 def _empty(family: Metric) -> Metric:

@@ -8,21 +8,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client.metrics_core import Metric
 
 from example_service.lifecycle import Lifecycle
+from example_service.metrics.family import Family, FamilyCollector, Samples
 
-NAME = "example_service_http_requests_in_flight"
-HELP = "HTTP requests being served, this scrape included."
+IN_FLIGHT = Family(
+    "gauge",
+    "example_service_http_requests_in_flight",
+    "HTTP requests being served, this scrape included.",
+)
 
 
-class InFlightCollector(Collector):
+class InFlightCollector(FamilyCollector):
     def __init__(self, lifecycle: Lifecycle) -> None:
         self._lifecycle = lifecycle
 
-    def describe(self) -> Iterator[GaugeMetricFamily]:
-        yield GaugeMetricFamily(NAME, HELP)
+    def describe(self) -> Iterator[Metric]:
+        yield IN_FLIGHT.metric()
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        yield GaugeMetricFamily(NAME, HELP, value=self._lifecycle.in_flight)
+    def samples(self) -> Iterator[tuple[Family, Samples]]:
+        yield IN_FLIGHT, (((), self._lifecycle.in_flight),)

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client.core import CounterMetricFamily
-from prometheus_client.registry import Collector
+from prometheus_client.metrics_core import Metric
 
 from example_service.log_output import LogOutput
+from example_service.metrics.family import Family, FamilyCollector, Samples
 
-NAME = "example_service_log_lines_dropped"
-HELP = "Log lines (access lines included) dropped because stdout did not take them in time."
+DROPPED = Family(
+    "counter",
+    "example_service_log_lines_dropped",
+    "Log lines (access lines included) dropped because stdout did not take them in time.",
+)
 
 
-class LogOutputCollector(Collector):
+class LogOutputCollector(FamilyCollector):
     def __init__(self, output: LogOutput) -> None:
         self._output = output
 
-    def describe(self) -> Iterator[CounterMetricFamily]:
-        yield CounterMetricFamily(NAME, HELP)
+    def describe(self) -> Iterator[Metric]:
+        yield DROPPED.metric()
 
-    def collect(self) -> Iterator[CounterMetricFamily]:
-        yield CounterMetricFamily(NAME, HELP, value=self._output.dropped)
+    def samples(self) -> Iterator[tuple[Family, Samples]]:
+        yield DROPPED, (((), self._output.dropped),)

@@ -7,14 +7,8 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from pathlib import Path
 
-from prometheus_client import (
-    CollectorRegistry,
-    GCCollector,
-    Info,
-    PlatformCollector,
-    ProcessCollector,
-    disable_created_metrics,
-)
+from prometheus_client import CollectorRegistry, disable_created_metrics
+from prometheus_client.metrics_core import InfoMetricFamily
 from prometheus_client.registry import Collector
 
 from example_service import __version__
@@ -25,32 +19,33 @@ from example_service.lifecycle import Lifecycle
 from example_service.log_output import LogOutput
 from example_service.metrics.container import ContainerCollector
 from example_service.metrics.demo import DemoCollector
-from example_service.metrics.formats import Encoder, Format, format_key
+from example_service.metrics.formats import Encoder, Format, Rendered, format_key
 from example_service.metrics.hardware import HardwareCollector
 from example_service.metrics.http import RequestMetrics
 from example_service.metrics.in_flight import InFlightCollector
 from example_service.metrics.lab import LabMetrics
 from example_service.metrics.log_output import LogOutputCollector
-from example_service.metrics.loop_local import CounterFamily, HistogramFamily
+from example_service.metrics.loop_local import CounterFamily
 from example_service.metrics.readings import ReadingsCollector
+from example_service.metrics.runtime import ConstantCollector, GCCollector, ProcessCollector
 from example_service.system.cgroup import CgroupReader
 
 
 class Registry(CollectorRegistry):
     """prometheus-client's registry (it checks that no family is registered twice), which
     also writes the page itself, byte for byte as the library's encoders would, from text
-    kept for each series (metrics/formats.py). The loop-local families write their lines
-    straight from their counts, without building the library's family objects at all."""
+    kept for each series (metrics/formats.py). A collector that writes its own text (every
+    collector of the service's) does so without building the library's family objects."""
 
     def __init__(self) -> None:
         super().__init__(auto_describe=True)
         # The collectors in page order, each with its own lines or None (the library's).
-        self._parts: list[tuple[Collector, CounterFamily | HistogramFamily | None]] = []
+        self._parts: list[tuple[Collector, Rendered | None]] = []
         self._formats: dict[Hashable, Format] = {}
 
     def register(self, collector: Collector) -> None:
         super().register(collector)
-        own = collector if isinstance(collector, CounterFamily | HistogramFamily) else None
+        own = collector if isinstance(collector, Rendered) else None
         self._parts.append((collector, own))
 
     def unregister(self, collector: Collector) -> None:
@@ -103,12 +98,15 @@ def build_registry(
     # this keeps it so for any prometheus-client Counter or Histogram added to the registry.
     disable_created_metrics()  # type: ignore[no-untyped-call]
     registry = Registry()
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
-    GCCollector(registry=registry)
-    Info(
-        "example_service_build", "Version of the running example-service.", registry=registry
-    ).info({"version": __version__, "fib": IMPLEMENTATION})
+    registry.register(ProcessCollector())
+    registry.register(ConstantCollector.platform())
+    registry.register(GCCollector())
+    build = InfoMetricFamily(
+        "example_service_build",
+        "Version of the running example-service.",
+        value={"version": __version__, "fib": IMPLEMENTATION},
+    )
+    registry.register(ConstantCollector([build]))
     registry.register(InFlightCollector(lifecycle))
     registry.register(LogOutputCollector(log_output))
     hardware = DemoCollector() if demo_readings else HardwareCollector(sysfs_root=sysfs_root)
