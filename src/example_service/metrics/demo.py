@@ -7,15 +7,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 
-from example_service.metrics.hardware import (
-    CPU_TEMPERATURE,
-    CPU_TEMPERATURE_HELP,
-    HD_ERRORS,
-    HD_ERRORS_HELP,
-)
-from example_service.metrics.readings import DEMO_READINGS, DEMO_READINGS_HELP, Source, logger
+from example_service.metrics.family import Family, FamilyCollector, Samples
+from example_service.metrics.hardware import CPU_TEMPERATURE, HD_ERRORS
+from example_service.metrics.readings import DEMO_READINGS, Source, logger
 
 # What the lab set by hand "for convenience of testing".
 DEMO_CPU_TEMPERATURE = 65.3
@@ -23,28 +19,25 @@ DEMO_DISK = "/dev/sda"
 DEMO_DISK_ERRORS = 1
 
 
-class DemoCollector:
+class DemoCollector(FamilyCollector):
     sources: Sequence[Source[Any]] = ()  # nothing is read
 
     def __init__(self) -> None:
         logger.warning(
             "demo readings on: %s %s and %s{device=%r} %s are the lab's hand-set figures, "
             "not readings of this machine",
-            CPU_TEMPERATURE,
+            CPU_TEMPERATURE.name,
             DEMO_CPU_TEMPERATURE,
-            HD_ERRORS,
+            f"{HD_ERRORS.name}_total",
             DEMO_DISK,
             DEMO_DISK_ERRORS,
         )
 
     def describe(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(CPU_TEMPERATURE, CPU_TEMPERATURE_HELP)
-        yield CounterMetricFamily(HD_ERRORS, HD_ERRORS_HELP, labels=["device"])
-        yield GaugeMetricFamily(DEMO_READINGS, DEMO_READINGS_HELP)
+        for family in (CPU_TEMPERATURE, HD_ERRORS, DEMO_READINGS):
+            yield family.metric()
 
-    def collect(self) -> Iterator[Metric]:
-        yield GaugeMetricFamily(CPU_TEMPERATURE, CPU_TEMPERATURE_HELP, value=DEMO_CPU_TEMPERATURE)
-        errors = CounterMetricFamily(HD_ERRORS, HD_ERRORS_HELP, labels=["device"])
-        errors.add_metric([DEMO_DISK], DEMO_DISK_ERRORS)
-        yield errors
-        yield GaugeMetricFamily(DEMO_READINGS, DEMO_READINGS_HELP, value=1.0)
+    def samples(self) -> Iterator[tuple[Family, Samples]]:
+        yield CPU_TEMPERATURE, (((), DEMO_CPU_TEMPERATURE),)
+        yield HD_ERRORS, (((DEMO_DISK,), DEMO_DISK_ERRORS),)
+        yield DEMO_READINGS, (((), 1.0),)

@@ -17,17 +17,23 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar, cast
 
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import Metric
 
+from example_service.metrics.family import Family, FamilyCollector, Samples
 from example_service.system.worker import BUDGET_SECONDS, Missed, OffLoop
 
 logger = logging.getLogger("example_service.readings")
 
-SOURCE_UP = "example_service_source_up"
-SOURCE_UP_HELP = "Whether a source of system readings could be read (1) or not (0)."
-DEMO_READINGS = "example_service_demo_readings"
-DEMO_READINGS_HELP = (
-    "1 when the demo source replaces real readings with the lab's hand-set figures, 0 otherwise."
+SOURCE_UP = Family(
+    "gauge",
+    "example_service_source_up",
+    "Whether a source of system readings could be read (1) or not (0).",
+    ("source",),
+)
+DEMO_READINGS = Family(
+    "gauge",
+    "example_service_demo_readings",
+    "1 when the demo source replaces real readings with the lab's hand-set figures, 0 otherwise.",
 )
 
 _SHOWN_PROBLEMS = 3
@@ -60,11 +66,9 @@ class SourceHealth:
         logger.warning("%s readings %s: %s", self.source, state, shown, extra=extra)
 
 
-def source_up_family(states: Iterable[tuple[str, bool]]) -> GaugeMetricFamily:
-    family = GaugeMetricFamily(SOURCE_UP, SOURCE_UP_HELP, labels=["source"])
-    for source, up in states:
-        family.add_metric([source], 1.0 if up else 0.0)
-    return family
+def source_up(source: str, up: bool) -> tuple[tuple[str], float]:
+    """A sample of example_service_source_up."""
+    return (source,), 1.0 if up else 0.0
 
 
 class Reading(Protocol):
@@ -139,13 +143,16 @@ class DescribedCollector(Protocol):
 
 
 class ReadingCollector(DescribedCollector, Protocol):
-    """A collector of system readings, and the sources it formats."""
+    """A collector of system readings, the sources it formats, and its families' samples
+    (example_service_source_up's among them)."""
 
     @property
     def sources(self) -> Sequence[Source[Any]]: ...
 
+    def samples(self) -> Iterator[tuple[Family, Samples]]: ...
 
-class ReadingsCollector:
+
+class ReadingsCollector(FamilyCollector):
     """Registers several reading collectors as one, so that they share the family
     example_service_source_up: prometheus_client refuses two collectors describing the same
     family, and a page must not show a family twice. Any other family they both describe
@@ -155,7 +162,7 @@ class ReadingsCollector:
         described: set[str] = set()
         for collector in collectors:
             for family in collector.describe():
-                if family.name in described and family.name != SOURCE_UP:
+                if family.name in described and family.name != SOURCE_UP.name:
                     raise ValueError(f"two reading collectors describe {family.name}")
                 described.add(family.name)
         self._collectors = collectors
@@ -177,15 +184,15 @@ class ReadingsCollector:
 
     def describe(self) -> Iterator[Metric]:
         for collector in self._collectors:
-            yield from (family for family in collector.describe() if family.name != SOURCE_UP)
-        yield source_up_family(())
+            yield from (family for family in collector.describe() if family.name != SOURCE_UP.name)
+        yield SOURCE_UP.metric()
 
-    def collect(self) -> Iterator[Metric]:
-        up = source_up_family(())
+    def samples(self) -> Iterator[tuple[Family, Samples]]:
+        up: list[tuple[tuple[str, ...], float]] = []
         for collector in self._collectors:
-            for family in collector.collect():
-                if family.name == SOURCE_UP:
-                    up.samples.extend(family.samples)
+            for family, samples in collector.samples():
+                if family is SOURCE_UP:
+                    up += samples
                 else:
-                    yield family
-        yield up
+                    yield family, samples
+        yield SOURCE_UP, up
