@@ -2,7 +2,8 @@
 
 Builds the registry as the service does with its default settings, reading this machine's
 /sys, /proc and cgroup tree, observes the requests a `make bench` run leaves on the page
-(/abc, /healthz, /metrics), then serves scrapes through the real /metrics handler on a uvloop
+(/abc, /healthz, /metrics), holds a listening socket and the one connection of the bench's
+scraper (the connections gauge counts them as in the service), then serves scrapes through the real /metrics handler on a uvloop
 loop: the readings taken off the loop by their threads, the page encoded on it. Prints the
 median time of a scrape, its lines and bytes. Figures, not a test: nothing here asserts a time.
 
@@ -18,6 +19,7 @@ under callgrind twice and divide the difference by the scrapes:
 from __future__ import annotations
 
 import argparse
+import socket
 import statistics
 import sys
 import time
@@ -56,10 +58,10 @@ class _Request:
     headers: _Headers = field(default_factory=_Headers)
 
 
-def build() -> MetricsEndpoint:
+def build(port: int) -> MetricsEndpoint:
     settings = Settings()
     cgroup = CgroupReader(cgroup_root=settings.cgroup_root, procfs_root=settings.procfs_root)
-    connections = Connections(settings.port)
+    connections = Connections(port)
     metrics = build_registry(
         lifecycle=Lifecycle(),
         log_output=LogOutput(),
@@ -93,8 +95,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scrapes", type=int, default=2000)
     arguments = parser.parse_args()
-    endpoint = build()
-    times, body = uvloop.run(measure(endpoint, arguments.scrapes))
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        port = listener.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port)), listener.accept()[0]:
+            endpoint = build(port)
+            times, body = uvloop.run(measure(endpoint, arguments.scrapes))
     lines = body.count(b"\n")
     print(f"Python {sys.version.split()[0]}; page: {lines} lines, {len(body):,} bytes")
     if times:

@@ -193,7 +193,9 @@ def test_v1_missing_a_controller(tmp_path: Path) -> None:
         ("memory.max", "\n", "memory_limit_bytes", "not a number: '\\n'"),
         ("memory.current", "-4096\n", "memory_usage_bytes", "-4096 is below 0"),
         ("cpu.stat", "usage_usec\n", "cpu_usage_seconds", "not 'key value' lines"),
-        ("memory.events", "oom_kill many\n", "oom_kills", "not 'key value' lines"),
+        ("memory.events", "oom_kill many\n", "oom_kills", "not a 'key value' line"),
+        ("memory.events", "low 0\noom_kill 1 2\n", "oom_kills", "not a 'key value' line"),
+        ("memory.stat", "anon 0\ninactive_file 12 kB\n", "memory_working_set_bytes", "not a"),
     ],
 )
 def test_broken_file_leaves_its_value_out_and_says_why(
@@ -204,7 +206,10 @@ def test_broken_file_leaves_its_value_out_and_says_why(
     path.write_text(text)
     readings = reader(case).read()
     assert getattr(readings, field) is None
-    assert readings.memory_working_set_bytes is not None or file == "memory.current"
+    assert readings.memory_working_set_bytes is not None or file in (
+        "memory.current",
+        "memory.stat",
+    )
     assert len(readings.problems) == 1
     assert readings.problems[0].startswith(f"{path}: {problem}")
     assert not readings.up

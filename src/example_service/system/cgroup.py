@@ -116,16 +116,16 @@ class CgroupReader:
             usage = None if usage_usec is None else usage_usec / 1e6
             throttled = None if throttled_usec is None else throttled_usec / 1e6
             memory_usage = reads.integer(f"{memory}/memory.current")
-            inactive = (reads.keyed(f"{memory}/memory.stat") or {}).get("inactive_file")
-            oom_kills = (reads.keyed(f"{memory}/memory.events") or {}).get("oom_kill")
+            inactive = reads.keyed_value(f"{memory}/memory.stat", "inactive_file")
+            oom_kills = reads.keyed_value(f"{memory}/memory.events", "oom_kill")
         else:
             usage_ns = reads.integer(f"{cpuacct}/cpuacct.usage")
             throttled_ns = cpu_stat.get("throttled_time")
             usage = None if usage_ns is None else usage_ns / 1e9
             throttled = None if throttled_ns is None else throttled_ns / 1e9
             memory_usage = reads.integer(f"{memory}/memory.usage_in_bytes")
-            inactive = (reads.keyed(f"{memory}/memory.stat") or {}).get("total_inactive_file")
-            oom_kills = (reads.keyed(f"{memory}/memory.oom_control") or {}).get("oom_kill")
+            inactive = reads.keyed_value(f"{memory}/memory.stat", "total_inactive_file")
+            oom_kills = reads.keyed_value(f"{memory}/memory.oom_control", "oom_kill")
         working_set = None
         if memory_usage is not None and inactive is not None:
             # As the kubelet counts it for eviction: the inactive page cache is reclaimable.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import NamedTuple
 
 # These mean "nothing to read here (any more)", not "broken": a disk unplugged between listing
@@ -215,3 +215,25 @@ class Reads:
             self.problems.append(f"{path}: not 'key value' lines: {text[:_SHOWN_TEXT]!r}")
             return None
         return values
+
+    def keyed_value(self, path: str, key: str) -> int | None:
+        """The value of one key in a "key value" per line file, None when the key is absent.
+        Only its line is parsed, and checked: memory.stat has some forty lines, read at every
+        scrape for one of them."""
+        text = self.text(path)
+        if text is None:
+            return None
+        if text.startswith(f"{key} "):
+            start = 0
+        else:
+            start = text.find(f"\n{key} ") + 1
+            if not start:
+                return None
+        end = text.find("\n", start)
+        line = text[start:] if end < 0 else text[start:end]
+        fields = line.split()
+        if len(fields) == 2:
+            with suppress(ValueError):
+                return int(fields[1])
+        self.problems.append(f"{path}: not a 'key value' line: {line[:_SHOWN_TEXT]!r}")
+        return None
