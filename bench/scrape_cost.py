@@ -3,9 +3,10 @@
 Builds the registry as the service does with its default settings, reading this machine's
 /sys, /proc and cgroup tree, observes the requests a `make bench` run leaves on the page
 (/abc, /healthz, /metrics), holds a listening socket and the one connection of the bench's
-scraper (the connections gauge counts them as in the service), then serves scrapes through the real /metrics handler on a uvloop
-loop: the readings taken off the loop by their threads, the page encoded on it. Prints the
-median time of a scrape, its lines and bytes. Figures, not a test: nothing here asserts a time.
+scraper (the connections gauge counts them as in the service), then serves scrapes through
+the real /metrics handler on a uvloop loop: the readings taken off the loop by their
+threads, the page encoded on it. Prints the median time of a scrape, its lines and bytes.
+Figures, not a test: nothing here asserts a time.
 
     .venv/bin/python bench/scrape_cost.py [--scrapes N]
 

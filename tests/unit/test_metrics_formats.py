@@ -11,9 +11,10 @@ from prometheus_client.metrics_core import (
     InfoMetricFamily,
     Metric,
 )
+from prometheus_client.utils import floatToGoString
 
 from example_service.metrics.family import Family
-from example_service.metrics.formats import Format
+from example_service.metrics.formats import Format, value_text
 
 ACCEPT_HEADERS = [
     "",
@@ -65,3 +66,13 @@ def test_a_family_from_its_samples_as_the_library_writes_it(accept: str) -> None
         for family in families:
             library = "".join(page_format.lines(family.metric(samples)))
             assert family.text(page_format, samples) == library
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0, 1, 999_999, 1_000_000, 123_456_789, -1, -5_000_000, True,
+     0.0, -0.0, 1.0, 0.1, 1e-05, 2.5e-07, 999_999.999, 1e6, 1.5e6, 1.79603192774e9, 1e16, 1e22,
+     -0.5, -1e6, -1e22, float("inf"), float("-inf"), float("nan")],
+)  # fmt: skip
+def test_value_text_is_the_library_s(value: float) -> None:
+    assert value_text(value) == floatToGoString(value)

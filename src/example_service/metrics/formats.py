@@ -11,6 +11,7 @@ the page byte for byte the library's, in every format and escaping it offers.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from functools import partial
 from typing import Protocol, runtime_checkable
@@ -40,10 +41,14 @@ def format_key(encoder: Encoder) -> Hashable:
 
 
 def value_text(value: float) -> str:
-    """floatToGoString(value), which writes a whole number below a million as "123.0" (then
-    exponents, as Go does), in a quarter of its time for those: counts mostly are."""
+    """floatToGoString(value) in a fraction of its time for the values a page mostly has.
+
+    It writes a whole number below a million as "123.0", any other finite float below a
+    million as repr() does, and only larger values differently (with exponents, as Go does)."""
     if type(value) is int and 0 <= value < 1_000_000:
         return f"{value}.0"
+    if type(value) is float and -math.inf < value < 1_000_000:
+        return repr(value)
     return floatToGoString(value)  # type: ignore[no-any-return, no-untyped-call]
 
 

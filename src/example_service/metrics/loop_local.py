@@ -109,8 +109,13 @@ class _Family(Collector, ABC, Generic[Child, Family]):
             rendering.series.append(page_format.prefixes(self._empty(), one)[1])
         lines = [rendering.header]
         for prefixes, child in zip(rendering.series, self.children.values(), strict=True):
-            for prefix, value in zip(prefixes, self._values(child), strict=True):
-                lines.append(f"{prefix}{value_text(value)}\n")
+            # value_text's own test, inline: a call per line is a tenth of a line's cost.
+            lines += [
+                f"{prefix}{value}.0\n"
+                if type(value) is int and 0 <= value < 1_000_000
+                else f"{prefix}{value_text(value)}\n"
+                for prefix, value in zip(prefixes, self._values(child), strict=True)
+            ]
         return "".join(lines)
 
     @abstractmethod

@@ -30,6 +30,8 @@ from example_service.metrics.formats import Format
 from example_service.system.files import read_at
 
 _NO_LABELS = ()
+# The generations' label values, in the order gc.get_stats() lists them.
+_GENERATIONS = tuple((str(generation),) for generation in range(len(gc.get_stats())))
 
 
 def _families(collector: Collector) -> dict[str, Family]:
@@ -134,7 +136,10 @@ class GCCollector(FamilyCollector):
     def samples(self) -> Iterator[tuple[Family, Samples]]:
         stats = gc.get_stats()
         for family, key in self._families:
-            yield family, [((str(generation),), stat[key]) for generation, stat in enumerate(stats)]
+            yield (
+                family,
+                [(labels, stat[key]) for labels, stat in zip(_GENERATIONS, stats, strict=True)],
+            )
 
     def describe(self) -> Iterable[Metric]:
         return [family.metric() for family, _ in self._families]
