@@ -56,7 +56,7 @@ def test_a_family_from_its_samples_as_the_library_writes_it(accept: str) -> None
         Family("counter", "errors", "Errors.", ["device"]),
         Family("info", "cgroup", "The cgroup.", ["version", "path"]),
     ]
-    pages = [  # series appear, move and go, as devices and sensors do
+    pages: list[list[tuple[tuple[str, ...], float]]] = [  # series appear, move and go
         [(("plain", "temp1"), 0), (('a "quoted"\\ new\nline', "é"), 42)],
         [(("plain", "temp1"), 1_000_000), (("new", "temp2"), 0.1), (("é", "x"), float("inf"))],
         [],
@@ -75,4 +75,4 @@ def test_a_family_from_its_samples_as_the_library_writes_it(accept: str) -> None
      -0.5, -1e6, -1e22, float("inf"), float("-inf"), float("nan")],
 )  # fmt: skip
 def test_value_text_is_the_library_s(value: float) -> None:
-    assert value_text(value) == floatToGoString(value)
+    assert value_text(value) == floatToGoString(value)  # type: ignore[no-untyped-call]

@@ -22,7 +22,9 @@ class ContainerCollector(FamilyCollector):
 
     def __init__(self, *, cgroup: CgroupReader) -> None:
         self._cgroup = cgroup
-        self._source = Source(SOURCE, cgroup.read, CgroupReadings.unavailable)
+        self._source = Source(
+            SOURCE, cgroup.read, CgroupReadings.unavailable, lambda: cgroup.kernel_served
+        )
 
     @property
     def sources(self) -> Sequence[Source[Any]]:

@@ -37,14 +37,22 @@ class HardwareCollector(FamilyCollector):
     temperature sensor and ext4's error counts. Registering reads nothing; each scrape reads."""
 
     def __init__(self, *, sysfs_root: Path) -> None:
+        temperatures = TemperatureReader(sysfs_root=sysfs_root)
         self._temperatures = Source(
             "cpu_temperature",
-            TemperatureReader(sysfs_root=sysfs_root).read,
+            temperatures.read,
             Temperatures.unavailable,
+            temperatures.kernel_served,
         )
-        self._disks = Source("disk_errors", disk_errors(sysfs_root).read, DeviceCounts.unavailable)
+        disks, filesystems = disk_errors(sysfs_root), ext4_errors(sysfs_root)
+        self._disks = Source(
+            "disk_errors", disks.read, DeviceCounts.unavailable, lambda: disks.kernel_served
+        )
         self._filesystems = Source(
-            "ext4_errors", ext4_errors(sysfs_root).read, DeviceCounts.unavailable
+            "ext4_errors",
+            filesystems.read,
+            DeviceCounts.unavailable,
+            lambda: filesystems.kernel_served,
         )
 
     @property

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from example_service.system.files import OpenFiles, Reads
+from example_service.system.mounts import filesystem, mounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,8 @@ class DeviceCountReader:
         self._base = base
         self._files = OpenFiles()
         self._without: set[tuple[str, int]] = set()
+        # sysfs serves these counts from the kernel's memory: reading them never waits.
+        self.kernel_served = filesystem(self._directory, mounts()) == "sysfs"
 
     def read(self) -> DeviceCounts:
         """Not for two threads at once: it keeps files open, and remembers entries without
