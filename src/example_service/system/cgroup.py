@@ -87,7 +87,7 @@ class CgroupReader:
             directory = _directory(root, path)
             self._dirs = dict.fromkeys(_CONTROLLERS, directory)
             self.version, self.path = 2, path
-            self.kernel_served = _kernel_served(self._dirs.values())
+            self.kernel_served = self._files.kernel_served = _kernel_served(self._dirs.values())
             return
         for controller in _CONTROLLERS:
             found = _v1_directory(root, controller, memberships)
@@ -96,7 +96,7 @@ class CgroupReader:
                 return
             self._dirs[controller] = found
         self.version, self.path = 1, memberships["memory"][1]
-        self.kernel_served = _kernel_served(self._dirs.values())
+        self.kernel_served = self._files.kernel_served = _kernel_served(self._dirs.values())
 
     def cpu_limit_cores(self) -> float | None:
         """The CPU quota in cores (1.5 for "150000 100000"); None when unlimited or unknown."""

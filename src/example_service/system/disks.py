@@ -49,10 +49,10 @@ class DeviceCountReader:
         self._directory = f"{sysfs_root}/{directory}"
         self._file = file
         self._base = base
-        self._files = OpenFiles()
         self._without: set[tuple[str, int]] = set()
         # sysfs serves these counts from the kernel's memory: reading them never waits.
         self.kernel_served = filesystem(self._directory, mounts()) == "sysfs"
+        self._files = OpenFiles(kernel_served=self.kernel_served)
 
     def read(self) -> DeviceCounts:
         """Not for two threads at once: it keeps files open, and remembers entries without

@@ -92,8 +92,8 @@ class TemperatureReader:
         # Chips by (hwmon entry, directory inode): listing a chip and reading its name and
         # labels would cost more than reading its temperatures.
         self._chips: dict[tuple[str, int], _Chip] = {}
-        self._files = OpenFiles()
         self._on_sysfs = filesystem(f"{self._root}/class", mounts()) == "sysfs"
+        self._files = OpenFiles(kernel_served=self._on_sysfs)
 
     def kernel_served(self) -> bool:
         """Whether a reading now would read no sensor: sysfs lists no hwmon chip and no
