@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from example_service.connections import Connections, find_listener, listen_backlog, somaxconn
+from example_service.system.files import KEPT_DESCRIPTORS, OpenFiles
 
 
 @pytest.fixture
@@ -103,3 +104,32 @@ def test_find_listener_returns_a_duplicate_of_the_listening_socket(
         finally:
             found.close()
     assert find_listener(1) is None
+
+
+def test_the_files_the_readers_keep_open_are_not_looked_at(
+    listener: socket.socket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    value = tmp_path / "value"
+    value.write_text("1\n")
+    kept = OpenFiles()
+    kept.read(str(value), str(value), None)
+    (descriptor,) = [
+        fd for fd in KEPT_DESCRIPTORS if os.readlink(f"/proc/self/fd/{fd}") == str(value)
+    ]
+    looked: list[int] = []
+    fstat = os.fstat
+
+    def recording(fd: int) -> os.stat_result:
+        looked.append(fd)
+        return fstat(fd)
+
+    port = listener.getsockname()[1]
+    with socket.create_connection(("127.0.0.1", port)), listener.accept()[0]:
+        monkeypatch.setattr(os, "fstat", recording)
+        assert Connections(port).held() == 1
+        monkeypatch.undo()
+    assert looked
+    assert descriptor not in looked
+    kept.reading_done()
+    kept.reading_done()  # not read since: closed, and no longer kept
+    assert descriptor not in KEPT_DESCRIPTORS
