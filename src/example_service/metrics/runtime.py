@@ -100,9 +100,9 @@ class ProcessCollector(FamilyCollector):
                 count = len(os.listdir(self._fds))
             except OSError:
                 return
-            yield open_fds, ((_NO_LABELS, float(count)),)
+            yield open_fds, ((_NO_LABELS, count),)
             soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-            yield max_fds, ((_NO_LABELS, float(soft)),)
+            yield max_fds, ((_NO_LABELS, soft),)
 
     def describe(self) -> Iterable[Metric]:
         return [family.metric() for family in self._families if family is not None]
