@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from types import FrameType, ModuleType
@@ -41,11 +42,12 @@ def test_the_service_runs_the_compiled_one(compiled: ModuleType) -> None:
 
 
 def test_both_give_the_same_exact_numbers(compiled: ModuleType) -> None:
+    stop = compiled.Stop()
     for n in range(1, 28):
         expected = fibonacci.interpreted_fib(n)
-        result = compiled.fib(n)
-        assert type(result) is int
-        assert result == expected, n
+        for result in (compiled.fib(n), compiled.fib_until(n, time.monotonic() + 60, stop)):
+            assert type(result) is int
+            assert result == expected, n
 
 
 def test_past_64_bits_it_refuses_rather_than_wraps(compiled: ModuleType) -> None:
@@ -55,10 +57,33 @@ def test_past_64_bits_it_refuses_rather_than_wraps(compiled: ModuleType) -> None
 
 def test_the_compiled_one_makes_every_call_of_the_recursion(compiled: ModuleType) -> None:
     """fib(n) = 1 for n <= 2 is a leaf; fib(n) leaves and fib(n) - 1 inner calls."""
+    stop = compiled.Stop()
     for n in (1, 2, 3, 10, 25):
-        before = compiled.calls()
-        result = compiled.fib(n)
-        assert compiled.calls() - before == 2 * result - 1, n
+        for function in (
+            compiled.fib,
+            lambda n: compiled.fib_until(n, time.monotonic() + 60, stop),
+        ):
+            before = compiled.calls()
+            result = function(n)
+            assert compiled.calls() - before == 2 * result - 1, n
+
+
+def test_threads_computing_at_once_count_every_call(compiled: ModuleType) -> None:
+    """Each computation counts its own calls: a counter shared by threads would lose some."""
+    n, count = 32, 4
+    stop, results = compiled.Stop(), []
+    deadline = time.monotonic() + 60
+    threads = [
+        threading.Thread(target=lambda: results.append(compiled.fib_until(n, deadline, stop)))
+        for _ in range(count)
+    ]
+    before = compiled.calls()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [fibonacci.interpreted_fib(n)] * count
+    assert compiled.calls() - before == count * (2 * results[0] - 1)
 
 
 def test_its_cost_grows_like_the_naive_recursion(compiled: ModuleType) -> None:
@@ -90,3 +115,35 @@ def test_a_python_signal_handler_stops_the_compiled_one(compiled: ModuleType) ->
     with pytest.raises(Interrupted):
         compiled.fib(45)
     assert time.monotonic() - started < 1
+
+
+def test_fib_until_stops_at_its_deadline(compiled: ModuleType) -> None:
+    """CLOCK_MONOTONIC, read every 65,536 calls (about 0.1 ms): fib(50) would take a minute."""
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        compiled.fib_until(50, started + 0.05, compiled.Stop())
+    assert 0.05 <= time.monotonic() - started < 0.15
+
+
+def test_fib_until_past_its_deadline_does_not_start(compiled: ModuleType) -> None:
+    before = compiled.calls()
+    with pytest.raises(TimeoutError):
+        compiled.fib_until(30, time.monotonic(), compiled.Stop())
+    assert compiled.calls() == before
+
+
+def test_a_stop_set_by_another_thread_ends_the_computation(compiled: ModuleType) -> None:
+    stop, results = compiled.Stop(), []
+    computing = threading.Thread(
+        target=lambda: results.append(compiled.fib_until(50, time.monotonic() + 60, stop))
+    )
+    computing.start()
+    # Released, the GIL lets this thread run while the other computes.
+    time.sleep(0.05)  # a moment of computation to interrupt, not a wait for a condition
+    stopped = time.monotonic()
+    stop.set()
+    computing.join(5)
+    assert time.monotonic() - stopped < 0.1
+    assert results == [None]
+    # A stop is for good: a later computation given it ends before it starts.
+    assert compiled.fib_until(30, time.monotonic() + 60, stop) is None
