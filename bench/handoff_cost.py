@@ -1,0 +1,110 @@
+"""What handing one computation to a worker thread and back costs, by way of hand-off.
+
+The workload's compiled fib runs in threads (README, "Under load"); below the hand-off's cost
+it runs inline instead. Compared here, each on a uvloop loop with a function that does
+nothing, so only the hand-off is measured: the executor asyncio offers
+(`loop.run_in_executor` on a `ThreadPoolExecutor`) and what the workload does (a
+`queue.SimpleQueue` read by a plain thread that answers with `loop.call_soon_threadsafe`).
+Printed: process CPU time per round trip (both threads'; steady on a busy machine, unlike
+wall time) and wall time, medians of alternating rounds, with `concurrency` hand-offs in
+flight at once.
+
+    .venv/bin/python -m bench.handoff_cost [--rounds 7] [--count 20000] [--concurrency 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from queue import SimpleQueue
+
+import uvloop
+
+HandOff = Callable[[], Awaitable[None]]
+
+
+def nothing() -> None:
+    pass
+
+
+def executor_hand_off(executor: ThreadPoolExecutor) -> HandOff:
+    async def hand_off() -> None:
+        await asyncio.get_running_loop().run_in_executor(executor, nothing)
+
+    return hand_off
+
+
+def queue_hand_off(jobs: SimpleQueue[asyncio.Future[None] | None]) -> HandOff:
+    async def hand_off() -> None:
+        future = asyncio.get_running_loop().create_future()
+        jobs.put(future)
+        await future
+
+    return hand_off
+
+
+def answer(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def serve(jobs: SimpleQueue[asyncio.Future[None] | None]) -> None:
+    while (future := jobs.get()) is not None:
+        nothing()
+        future.get_loop().call_soon_threadsafe(answer, future)
+
+
+async def measure(hand_off: HandOff, count: int, concurrency: int) -> tuple[float, float]:
+    """CPU and wall seconds per hand-off."""
+
+    async def client() -> None:
+        for _ in range(count // concurrency):
+            await hand_off()
+
+    cpu, wall = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    done = count // concurrency * concurrency
+    return (time.process_time() - cpu) / done, (time.perf_counter() - wall) / done
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.partition("\n")[0])
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--count", type=int, default=20_000, help="hand-offs per round")
+    parser.add_argument("--concurrency", type=int, default=1, help="hand-offs in flight")
+    options = parser.parse_args()
+
+    jobs: SimpleQueue[asyncio.Future[None] | None] = SimpleQueue()
+    worker = threading.Thread(target=serve, args=(jobs,))
+    worker.start()
+    with ThreadPoolExecutor(1) as executor:
+        ways = {
+            "run_in_executor(ThreadPoolExecutor)": executor_hand_off(executor),
+            "SimpleQueue + call_soon_threadsafe": queue_hand_off(jobs),
+        }
+        figures: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
+
+        async def rounds() -> None:
+            for _ in range(options.rounds):
+                for name, hand_off in ways.items():
+                    figures[name].append(
+                        await measure(hand_off, options.count, options.concurrency)
+                    )
+
+        uvloop.run(rounds())
+    jobs.put(None)
+    worker.join()
+    print(f"{options.rounds} rounds of {options.count}, {options.concurrency} in flight")
+    for name, taken in figures.items():
+        cpu = statistics.median(c for c, _ in taken) * 1e6
+        wall = statistics.median(w for _, w in taken) * 1e6
+        print(f"{name:40} {cpu:6.1f} µs CPU {wall:6.1f} µs wall per hand-off")
+
+
+if __name__ == "__main__":
+    main()
