@@ -1,9 +1,11 @@
 """The lab's Fibonacci workload, and where each computation runs.
 
-Cheap computations run inline on the event loop: handing them to another process costs more
-than computing them. Expensive ones go to worker processes, so the event loop keeps answering
-probes and scrapes, and a pod uses every core it is given. Each computation carries a
-deadline that the worker itself enforces, so a runaway request stops burning CPU.
+Cheap computations run inline on the event loop: handing them to a worker costs more than
+computing them. Expensive ones go to workers, so the event loop keeps answering probes and
+scrapes, and a pod uses every core it is given: threads when fib is compiled (it releases
+the GIL, example_service.worker_threads), processes when it runs in Python (the fallback
+without a C compiler), which cannot compute in parallel in threads. Each computation carries
+a deadline that the worker itself enforces, so a runaway request stops burning CPU.
 """
 
 from __future__ import annotations
@@ -22,16 +24,20 @@ from concurrent.futures.process import BrokenProcessPool
 from multiprocessing.connection import wait
 from multiprocessing.process import BaseProcess
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from example_service.fibonacci import IMPLEMENTATION, fib
 
+if TYPE_CHECKING:
+    from example_service.worker_threads import WorkerThreads
+
 log = logging.getLogger(__name__)
 
-# Inline while fib(n) costs less than a round trip to a worker process, which takes about
-# 0.35 ms here and as much CPU in this process. Compiled, fib(25) takes 0.20 ms and fib(26)
-# 0.35 ms; in Python (the fallback), fib(18) takes 0.25 ms and fib(19) 0.42 ms (README,
-# "Under load").
-INLINE_MAX = 25 if IMPLEMENTATION == "compiled" else 18
+# Inline while fib(n) costs less than handing it to a worker and back (README, "Under load").
+# Compiled, to a thread: about 75 us of CPU per request in the service under load (32 us in
+# bench/handoff_cost.py alone), and fib(21) takes 35-45 us, fib(22) 75 us. In Python (the
+# fallback), to a process: about 0.35 ms, and fib(18) takes 0.25 ms, fib(19) 0.42 ms.
+INLINE_MAX = 21 if IMPLEMENTATION == "compiled" else 18
 WORKER_NICENESS = 10
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
@@ -62,10 +68,11 @@ class Overloaded(Exception):
 
 
 class WorkloadUnavailable(Exception):
-    """The worker processes are gone (killed from outside, out of memory)."""
+    """The workers are gone: worker processes killed from outside (out of memory), or the
+    workload closed at shutdown."""
 
     def __init__(self) -> None:
-        super().__init__("worker processes unavailable, retry shortly")
+        super().__init__("workers unavailable, retry shortly")
 
 
 def _raise_timeout(signum: int, frame: FrameType | None) -> None:
@@ -106,9 +113,19 @@ def _fib_until(n: int, deadline: float) -> int:
 
 
 class Workload:
-    """Computes fib(n) for one n within a deadline, inline or in a pool of worker processes."""
+    """Computes fib(n) for one n within a deadline, inline or in a pool of workers: threads
+    when fib is compiled, else processes (`threads` chooses otherwise, for the tests of the
+    process pool)."""
 
-    def __init__(self, n: int, workers: int, timeout: float, queue_per_worker: int) -> None:
+    def __init__(
+        self,
+        n: int,
+        workers: int,
+        timeout: float,
+        queue_per_worker: int,
+        *,
+        threads: bool = IMPLEMENTATION == "compiled",
+    ) -> None:
         self._n = n
         self._workers = workers
         self._timeout = timeout
@@ -117,6 +134,8 @@ class Workload:
         self._admitted = 0
         # Decided once: n is the same for every request.
         self.inline = n <= INLINE_MAX
+        self._threads = threads
+        self._worker_threads: WorkerThreads | None = None
         self._pool: ProcessPoolExecutor | None = None
         self._closed = False
 
@@ -145,11 +164,7 @@ class Workload:
         return fib(self._n)
 
     async def compute(self) -> int:
-        """fib(n) in a worker process, for a workload whose n does not run inline.
-
-        A computation lost to a worker that died (the OOM killer, kill -9) runs once more on
-        a new pool, within the same deadline: fib is idempotent, and the fault is not the
-        client's.
+        """fib(n) in a worker, for a workload whose n does not run inline.
 
         Raises Overloaded at once, without waiting, when the pool holds its capacity: a
         computation admitted past it would only wait behind the others, and its client
@@ -160,16 +175,45 @@ class Workload:
         self._admitted += 1
         deadline = time.monotonic() + self._timeout
         try:
-            try:
-                return await self._attempt(deadline)
-            except BrokenProcessPool:
-                pass
-            try:
-                return await self._attempt(deadline)
-            except BrokenProcessPool:
-                raise WorkloadUnavailable from None
+            if self._threads:
+                return await self._in_threads(deadline)
+            return await self._in_processes(deadline)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # Not this request's cancellation: the pool, closed at shutdown, gave up the
+            # computation. A request abandoned then gets the same clear 503 as one whose
+            # worker was stopped mid-computation, not a 500.
+            raise WorkloadUnavailable from None
         finally:
             self._admitted -= 1
+
+    async def _in_threads(self, deadline: float) -> int:
+        if self._closed:
+            raise WorkloadUnavailable
+        if self._worker_threads is None:
+            # Started on first use, as the processes are; only this build has the module.
+            from example_service.worker_threads import WorkerThreads
+
+            self._worker_threads = WorkerThreads(self._n, self._workers, WORKER_NICENESS)
+        try:
+            return await self._worker_threads.compute(deadline)
+        except TimeoutError:
+            raise DeadlineExceeded(self._n, self._timeout) from None
+
+    async def _in_processes(self, deadline: float) -> int:
+        """A computation lost to a worker that died (the OOM killer, kill -9) runs once more
+        on a new pool, within the same deadline: fib is idempotent, and the fault is not the
+        client's."""
+        try:
+            return await self._attempt(deadline)
+        except BrokenProcessPool:
+            pass
+        try:
+            return await self._attempt(deadline)
+        except BrokenProcessPool:
+            raise WorkloadUnavailable from None
 
     async def _attempt(self, deadline: float) -> int:
         pool = self._executor()
@@ -206,6 +250,8 @@ class Workload:
     def close(self) -> None:
         """Stop the workers now: in-flight computations have had their shutdown timeout."""
         self._closed = True
+        if self._worker_threads is not None:
+            self._worker_threads.close()
         if self._pool is None:
             return
         pool, self._pool = self._pool, None

@@ -1,5 +1,9 @@
 """Faults of the service's own machinery, on the real process: a worker process killed under
-load (as the OOM killer or kill -9 would), the resource tracker killed, and SIGTERM after."""
+load (as the OOM killer or kill -9 would), the resource tracker killed, and SIGTERM after.
+
+Worker processes exist only where fib runs in Python (a build without a C compiler; compiled,
+it runs in threads): these services run with the compiled module unimportable, as it is
+there."""
 
 from __future__ import annotations
 
@@ -9,8 +13,11 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
+import pytest
+from support.blocked_imports import blocking
 from support.service import ServiceProcess, StartService
 from support.waiting import wait_for
 from support.workers import (
@@ -22,6 +29,8 @@ from support.workers import (
     state,
     workers,
 )
+
+from example_service.fibonacci import interpreted_fib
 
 BROKE = "worker pool broke: a worker process died; its computations run once more on a new pool"
 
@@ -68,13 +77,28 @@ def breakages(service: ServiceProcess) -> list[dict[str, object]]:
     return [entry for entry in service.logs() if entry["message"] == BROKE]
 
 
-def test_a_killed_worker_costs_no_request_and_is_logged_once(start_service: StartService) -> None:
+@pytest.fixture
+def start_in_python(start_service: StartService, tmp_path: Path) -> StartService:
+    """The service with fib in Python, in worker processes."""
+    env = blocking(["example_service._fibonacci"], tmp_path)
+
+    def start(*args: str) -> ServiceProcess:
+        service = start_service(*args, env=env)
+        assert service.metric('example_service_build_info{fib="python",version="1.0.0"}') == 1
+        return service
+
+    return start
+
+
+def test_a_killed_worker_costs_no_request_and_is_logged_once(
+    start_in_python: StartService,
+) -> None:
     # Each computation outlasts the wait below for the old pool's survivors, so a survivor
     # that left on its own after finishing its computation would not pass for a stopped one.
-    num = num_lasting(0.5)
+    num = num_lasting(0.5, function=interpreted_fib)
     # A deadline far above what the test waits: this machine may be shared and slow, and a
     # deadline missed is not the fault under test.
-    service = start_service(
+    service = start_in_python(
         "--num", str(num), "--num-max", "40", "--workers", "2", "--access-log", "off",
         "--request-timeout", "60",
     )  # fmt: skip
@@ -103,11 +127,12 @@ def test_a_killed_worker_costs_no_request_and_is_logged_once(start_service: Star
 
 
 def test_sigterm_after_the_tracker_and_a_worker_are_killed_leaves_nothing(
-    start_service: StartService,
+    start_in_python: StartService,
 ) -> None:
     drain, timeout = 0.5, 2.0
-    service = start_service(
-        "--num", str(num_lasting(0.2)), "--num-max", "40", "--workers", "2",
+    service = start_in_python(
+        "--num", str(num_lasting(0.2, function=interpreted_fib)), "--num-max", "40",
+        "--workers", "2",
         "--access-log", "off", "--drain-delay", str(drain), "--shutdown-timeout", str(timeout),
     )  # fmt: skip
     start_both_workers(service)

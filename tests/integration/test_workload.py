@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import statistics
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -93,3 +95,33 @@ def test_small_num_runs_inline_without_worker_processes(start_service: StartServ
     service = start_service("--num", "12")
     assert service.get("/abc").status_code == 200
     assert descendants(service.process.pid) == []
+
+
+def test_sigterm_during_a_long_computation_drains_and_exits_promptly(
+    start_service: StartService,
+) -> None:
+    """The computation is stopped at shutdown, not waited for: fib(50) takes a minute."""
+    drain, timeout = 0.5, 1.0
+    service = start_service(
+        "--num", "50", "--num-max", "50", "--request-timeout", "120",
+        "--drain-delay", str(drain), "--shutdown-timeout", str(timeout),
+    )  # fmt: skip
+    answers: list[int | str] = []
+
+    def request() -> None:
+        try:
+            answers.append(service.get("/abc", timeout=30).status_code)
+        except httpx.HTTPError as error:
+            answers.append(repr(error))
+
+    client = threading.Thread(target=request)
+    client.start()
+    wait_for(lambda: service.in_flight() >= 2, 10, "the computation in flight")
+    signalled = time.monotonic()
+    service.signal(signal.SIGTERM)
+    assert service.process.wait(drain + timeout + 10) == 0
+    assert time.monotonic() - signalled < drain + timeout + 1.0
+    client.join(30)
+    assert answers and answers[0] != 500, answers
+    [abandoned] = [e for e in service.logs() if e.get("step") == "in-flight"]
+    assert abandoned["abandoned"] == 1

@@ -1,9 +1,12 @@
-"""A Python child process in which some installed packages cannot be imported.
+"""A Python child process in which some installed packages or modules cannot be imported.
 
 A sitecustomize module, first on PYTHONPATH, puts a finder first on sys.meta_path that
-refuses the blocked top-level modules with the error an uninstalled package gives
-(ModuleNotFoundError, "No module named 'x'", name "x"). Modules the interpreter imported
-before sitecustomize ran (from .pth files) stay as they are.
+refuses the blocked modules (a top-level package, or one module of a package, such as a
+compiled extension its build may leave out), and everything below them, with the error an
+uninstalled one gives (ModuleNotFoundError, "No module named 'x'", name "x"). Modules the
+interpreter imported before sitecustomize ran (from .pth files) stay as they are. The
+child's own children (multiprocessing's spawned workers) inherit the environment, and the
+block with it.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ BLOCKED = frozenset({blocked!r})
 class Uninstalled:
     @staticmethod
     def find_spec(name, path=None, target=None):
-        if name.partition(".")[0] in BLOCKED:
+        if any(name == blocked or name.startswith(blocked + ".") for blocked in BLOCKED):
             raise ModuleNotFoundError(f"No module named {{name!r}}", name=name)
 
 

@@ -1,9 +1,11 @@
-"""Watching the workload's worker processes from a unit test, in the test's own process."""
+"""Watching the workload's workers (processes or threads) from a unit test, in the test's own
+process."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import threading
 import time
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
@@ -33,8 +35,14 @@ class NewChildren:
         return worker.pid
 
 
+def worker_threads() -> list[threading.Thread]:
+    """The workload's worker threads alive in this process."""
+    return [thread for thread in threading.enumerate() if thread.name.startswith("fib-worker-")]
+
+
 def cpu_seconds(pid: int) -> float:
-    """The CPU time a process has used: a worker that computes gains it, an idle one does not."""
+    """The CPU time a process or a thread (by its native id) has used: a worker that computes
+    gains it, an idle one does not."""
     with open(f"/proc/{pid}/schedstat") as schedstat:
         return int(schedstat.read().split()[0]) / 1e9
 

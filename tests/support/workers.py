@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from example_service.fibonacci import fib
@@ -61,13 +62,14 @@ def killed(pid: int) -> bool:
     return ended(pid) or bool(pending & 1 << (signal.SIGKILL - 1))
 
 
-def num_lasting(seconds: float, ceiling: int = 40) -> int:
+def num_lasting(seconds: float, ceiling: int = 40, function: Callable[[int], int] = fib) -> int:
     """The smallest NUM whose fib takes at least `seconds` of a core here, timed in this
-    process with the service's own fib, so the figure follows the machine and the build."""
+    process with the service's own fib (or the given one: the Python fallback's for a service
+    run without the compiled one), so the figure follows the machine and the build."""
     n = 20
     while n < ceiling:
         started = time.perf_counter()
-        fib(n)
+        function(n)
         if time.perf_counter() - started >= seconds:
             return n
         n += 1

@@ -10,11 +10,14 @@ from example_service.workload import Workload
 
 @pytest.fixture
 def make_workload() -> Iterator[MakeWorkload]:
-    """Workloads with a real process pool, closed after the test: no worker outlives it."""
+    """Workloads with a real pool (the build's own, or processes with threads=False), closed
+    after the test: no worker outlives it."""
     made: list[Workload] = []
 
-    def make(n: int, workers: int = 1, timeout: float = 10.0, queue: int = 4) -> Workload:
-        workload = Workload(n, workers, timeout, queue)
+    def make(
+        n: int, workers: int = 1, timeout: float = 10.0, queue: int = 4, **pool: bool
+    ) -> Workload:
+        workload = Workload(n, workers, timeout, queue, **pool)
         made.append(workload)
         return workload
 

@@ -76,8 +76,9 @@ def make_handler(
     queue: int = 4,
     faults: Faults = NO_FAULTS,
     shed: Count | None = None,
+    **pool: bool,
 ) -> ComputeFibonacci:
-    workload = make_workload(n, workers=1, timeout=timeout, queue=queue)
+    workload = make_workload(n, workers=1, timeout=timeout, queue=queue, **pool)
     return ComputeFibonacci(workload=workload, num_set=num_set, faults=faults, shed=shed or Count())
 
 
@@ -92,9 +93,9 @@ def test_abc_says_whether_num_is_set(
     assert started() == []
 
 
-def test_abc_computes_a_larger_n_in_a_worker(make_workload: MakeWorkload) -> None:
+def test_abc_computes_a_larger_n_in_a_worker_process(make_workload: MakeWorkload) -> None:
     started = NewChildren()
-    response = answer(make_handler(make_workload, num_set=True, n=SMALL))
+    response = answer(make_handler(make_workload, num_set=True, n=SMALL, threads=False))
     assert (response.status, response.body) == (200, REPLY_WITH_NUM)
     assert len(started()) == 1
 
@@ -111,7 +112,7 @@ def test_abc_past_its_deadline_is_503_and_says_why(
 
 def test_abc_without_workers_even_after_a_retry_is_503(make_workload: MakeWorkload) -> None:
     started = NewChildren()
-    handler = make_handler(make_workload, num_set=True, n=RUNAWAY)
+    handler = make_handler(make_workload, num_set=True, n=RUNAWAY, threads=False)
 
     async def both_pools_killed_mid_computation() -> Response:
         answering = asyncio.create_task(handler(request()))
@@ -126,7 +127,7 @@ def test_abc_without_workers_even_after_a_retry_is_503(make_workload: MakeWorklo
     response = asyncio.run(both_pools_killed_mid_computation())
     assert (response.status, response.body) == (
         503,
-        b"worker processes unavailable, retry shortly\n",
+        b"workers unavailable, retry shortly\n",
     )
 
 
