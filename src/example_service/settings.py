@@ -36,7 +36,7 @@ from typing import Any, Generic, TypeVar
 
 from example_service.faults import MAX_LATENCY_MS, DelayRange
 
-# Measured here, compiled: fib(40) takes 0.33-0.41 s of one core and fib(41) 0.5-0.65 s. 40
+# Measured here, compiled: fib(40) takes 0.39-0.50 s of one core and fib(41) 0.6-0.83 s. 40
 # keeps one request under about a second with room for a slower node (the Python fallback
 # takes 30 times longer, and the request deadline bounds it). NUM_MAX raises it deliberately.
 DEFAULT_NUM_MAX = 40
@@ -192,7 +192,7 @@ class Settings:
     workers: int | None = setting(
         None,
         integer(1, 256),
-        "worker processes for the Fibonacci workload",
+        "workers for the Fibonacci workload (threads; processes where fib runs in Python)",
         default_text="the CPU quota rounded up, at most the CPUs of the affinity mask",
     )
     request_timeout: float = setting(
