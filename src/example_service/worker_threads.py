@@ -31,8 +31,8 @@ class WorkerThreads:
         self._niceness = niceness
         self._jobs: SimpleQueue[Job | None] = SimpleQueue()
         self._stop = Stop()
-        # Daemons: a service that ends without closing its workload (an error while it
-        # starts) must not wait for them at exit.
+        # Daemons: should the service end without closing its workload (an unexpected
+        # error), threads blocked on the queue must not hold up the interpreter's exit.
         self._threads = [
             threading.Thread(target=self._serve, name=f"fib-worker-{index}", daemon=True)
             for index in range(count)
@@ -56,7 +56,9 @@ class WorkerThreads:
             future, deadline = job
             try:
                 value = fib_until(self._n, deadline, self._stop)
-            except TimeoutError as error:
+            # Every exception, not only the deadline's: one left here would end the thread
+            # and leave its request waiting for ever.
+            except Exception as error:
                 _send(future, None, error)
             else:
                 _send(future, value, None)
