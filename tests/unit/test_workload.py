@@ -109,9 +109,10 @@ def test_a_thread_computes_without_holding_the_gil(make_workload: MakeWorkload) 
         return longest, cpu_seconds(worker) - computed
 
     longest, computed = asyncio.run(scenario())
-    # Were the GIL held, the loop would wait for the whole computation, a second here.
-    assert computed > 0.3
-    assert longest < 0.25, f"the event loop stalled for {longest:.3f} s"
+    # Were the GIL held, the loop would stall for the rest of the computation, at least as
+    # long as the CPU time the thread gained meanwhile; released, for a few milliseconds.
+    assert computed > 0.1
+    assert longest < computed / 2, f"the loop stalled {longest:.3f} s of {computed:.3f} s"
 
 
 @compiled_only
