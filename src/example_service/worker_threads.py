@@ -1,58 +1,60 @@
 """Worker threads for the compiled workload: fib with the GIL released, in parallel.
 
-The compiled fib_until releases the GIL and enforces its deadline itself, so threads compute
-in parallel on every core without the round trip to another process, which cost about as
-much CPU as fib(25) itself. A computation is handed over through a queue.SimpleQueue and
-answered with loop.call_soon_threadsafe: measured with bench/handoff_cost.py, that costs a
-third of what loop.run_in_executor on a ThreadPoolExecutor does (README, "Under load").
+The compiled module's Pool computes fib(n) with its deadline enforced in C, and its threads
+wait for, compute and answer each computation without ever taking the GIL: they compute in
+parallel on every core, without the round trip to another process (which cost about as much
+CPU as fib(25) itself), and never wait for the event loop to let go of the GIL. The event
+loop submits computations and learns of results through the pool's eventfd, which it
+watches with loop.add_reader (README, "Under load", for what each hand-off costs).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import itertools
 import os
-import sys
 import threading
-from queue import SimpleQueue
 
-from example_service._fibonacci import Stop, fib_until
-
-Job = tuple[asyncio.Future[int], float]
-
-# How long a thread that wants the GIL waits before the holder is asked to drop it (Python's
-# default is 5 ms). A worker needs the GIL for a few microseconds to hand its answer over and
-# take its next computation; behind a busy event loop it waited up to 5 ms each time. Measured
-# with the flood of tests/integration/test_floods.py (one worker, about 20 ms a computation,
-# 64 clients): the p99 latency of the admitted requests was 5.2-19.7 computations by default,
-# 7.4-8.7 at 0.5 ms (8 runs each).
-SWITCH_INTERVAL = 0.0005
+from example_service._fibonacci import Pool
+from example_service.workload import Overloaded
 
 
 class WorkerThreads:
-    """`count` threads computing fib(n), each computation within its deadline.
+    """`count` threads computing fib(n), each computation within its deadline, for the
+    event loop running when they are made.
 
     A computation past its deadline raises TimeoutError; one the pool abandons when closed
-    is cancelled (its future's CancelledError, which the caller tells from its own)."""
+    is cancelled (its future's CancelledError, which the caller tells from its own). At most
+    `capacity` computations are in the pool at once, computing, queued, or answered and not
+    yet collected: past it, compute() raises Overloaded.
+    """
 
-    def __init__(self, n: int, count: int, niceness: int) -> None:
-        self._n = n
+    def __init__(self, n: int, count: int, niceness: int, capacity: int) -> None:
         self._niceness = niceness
-        self._jobs: SimpleQueue[Job | None] = SimpleQueue()
-        self._stop = Stop()
+        self._loop = asyncio.get_running_loop()
+        self._pool = Pool(n, capacity)
+        self._jobs = itertools.count()
+        self._waiting: dict[int, asyncio.Future[int]] = {}
+        self._closed = False
+        self._eventfd = self._pool.fileno()
+        self._loop.add_reader(self._eventfd, self._answer)
         # Daemons: should the service end without closing its workload (an unexpected
-        # error), threads blocked on the queue must not hold up the interpreter's exit.
+        # error), threads waiting for work must not hold up the interpreter's exit.
         self._threads = [
             threading.Thread(target=self._serve, name=f"fib-worker-{index}", daemon=True)
             for index in range(count)
         ]
-        sys.setswitchinterval(SWITCH_INTERVAL)
         for thread in self._threads:
             thread.start()
 
     async def compute(self, deadline: float) -> int:
-        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._jobs.put((future, deadline))
+        job = next(self._jobs)
+        # The workload admits no more than capacity computations, but a computation whose
+        # caller gave up stays in the pool until its deadline or its end.
+        if not self._pool.submit(job, deadline):
+            raise Overloaded
+        future: asyncio.Future[int] = self._loop.create_future()
+        self._waiting[job] = future
         return await future
 
     def _serve(self) -> None:
@@ -62,41 +64,32 @@ class WorkerThreads:
         os.setpriority(
             os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + self._niceness
         )
-        while (job := self._jobs.get()) is not None:
-            future, deadline = job
-            try:
-                value = fib_until(self._n, deadline, self._stop)
-            # Every exception, not only the deadline's: one left here would end the thread
-            # and leave its request waiting for ever.
-            except Exception as error:
-                _send(future, None, error)
+        self._pool.serve()
+
+    def _answer(self) -> None:
+        for job, answer in self._pool.drain():
+            future = self._waiting.pop(job)
+            # A future whose caller gave up waiting is already cancelled.
+            if future.done():
+                continue
+            if answer is None:
+                # The pool was closed before or while computing it.
+                future.cancel()
+            elif isinstance(answer, TimeoutError):
+                future.set_exception(answer)
             else:
-                _send(future, value, None)
+                future.set_result(answer)
 
     def close(self) -> None:
-        """Stop every computation within about 0.1 ms, cancel the waiting ones, and end the
-        threads."""
-        self._stop.set()
-        for _ in self._threads:
-            self._jobs.put(None)
+        """Stop every computation within about 0.1 ms, cancel the waiting ones, end the
+        threads and free the pool. On the event loop's thread, or once the loop has closed."""
+        if self._closed:
+            return
+        self._closed = True
+        self._pool.stop()
         for thread in self._threads:
             thread.join()
-
-
-def _send(future: asyncio.Future[int], value: int | None, error: BaseException | None) -> None:
-    # RuntimeError: the loop has closed, and nothing awaits the answer any more.
-    with contextlib.suppress(RuntimeError):
-        future.get_loop().call_soon_threadsafe(_answer, future, value, error)
-
-
-def _answer(future: asyncio.Future[int], value: int | None, error: BaseException | None) -> None:
-    """On the future's loop. A future whose caller gave up waiting is already cancelled."""
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    elif value is None:
-        # The pool's Stop ended the computation: the pool was closed.
-        future.cancel()
-    else:
-        future.set_result(value)
+        if not self._loop.is_closed():
+            self._loop.remove_reader(self._eventfd)
+        self._answer()
+        self._pool.close()

@@ -34,9 +34,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Inline while fib(n) costs less than handing it to a worker and back (README, "Under load").
-# Compiled, to a thread: about 50 us of CPU per request in the service under load (32 us in
-# bench/handoff_cost.py alone), and fib(21) takes 35-45 us, fib(22) 60-75 us. In Python (the
-# fallback), to a process: about 0.35 ms, and fib(18) takes 0.25 ms, fib(19) 0.42 ms.
+# Compiled, to a thread: 40-90 us of CPU per request in the service under load on one core
+# (27 us in bench/handoff_cost.py alone), and fib(21) takes 35-45 us, fib(22) 60-75 us. In
+# Python (the fallback), to a process: about 0.35 ms, and fib(18) takes 0.25 ms, fib(19)
+# 0.42 ms.
 INLINE_MAX = 21 if IMPLEMENTATION == "compiled" else 18
 WORKER_NICENESS = 10
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
@@ -196,7 +197,9 @@ class Workload:
             # Started on first use, as the processes are; only this build has the module.
             from example_service.worker_threads import WorkerThreads
 
-            self._worker_threads = WorkerThreads(self._n, self._workers, WORKER_NICENESS)
+            self._worker_threads = WorkerThreads(
+                self._n, self._workers, WORKER_NICENESS, self._capacity
+            )
         try:
             return await self._worker_threads.compute(deadline)
         except TimeoutError:

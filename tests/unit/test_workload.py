@@ -116,6 +116,45 @@ def test_a_thread_computes_without_holding_the_gil(make_workload: MakeWorkload) 
 
 
 @compiled_only
+def test_threads_count_every_call_of_their_computations(make_workload: MakeWorkload) -> None:
+    """Several threads at once, each computation's calls added to the module's total."""
+    from example_service._fibonacci import calls
+
+    workload = make_workload(SMALL, workers=2, queue=4)
+
+    async def computations() -> list[int]:
+        return list(await asyncio.gather(*(workload.compute() for _ in range(10))))
+
+    value = fib(SMALL)  # counted too: before the count starts
+    before = calls()
+    assert asyncio.run(computations()) == [value] * 10
+    assert calls() - before == 10 * (2 * value - 1)
+
+
+@compiled_only
+def test_threads_refuse_work_past_their_capacity_even_once_its_callers_gave_up(
+    make_workload: MakeWorkload,
+) -> None:
+    """A computation whose caller was cancelled occupies its place until it ends."""
+    workload = make_workload(RUNAWAY, workers=1, timeout=0.5, queue=1)
+
+    async def scenario() -> None:
+        abandoned = [asyncio.create_task(workload.compute()) for _ in range(2)]
+        worker = await computing_worker(True, NewChildren())
+        for task in abandoned:
+            task.cancel()
+        await asyncio.gather(*abandoned, return_exceptions=True)
+        with pytest.raises(Overloaded):
+            await workload.compute()
+        # Both have ended at their deadline, and their places are free again.
+        await until_idle(worker)
+        with pytest.raises(DeadlineExceeded):
+            await workload.compute()
+
+    asyncio.run(scenario())
+
+
+@compiled_only
 def test_the_thread_stops_a_computation_at_its_deadline_and_is_free_after(
     make_workload: MakeWorkload,
 ) -> None:
