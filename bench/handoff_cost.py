@@ -1,10 +1,12 @@
 """What handing one computation to a worker thread and back costs, by way of hand-off.
 
 The workload's compiled fib runs in threads (README, "Under load"); below the hand-off's cost
-it runs inline instead. Compared here, each on a uvloop loop with a function that does
-nothing, so only the hand-off is measured: the executor asyncio offers
-(`loop.run_in_executor` on a `ThreadPoolExecutor`) and what the workload does (a
-`queue.SimpleQueue` read by a plain thread that answers with `loop.call_soon_threadsafe`).
+it runs inline instead. Compared here, each on a uvloop loop with a computation that does
+next to nothing, so only the hand-off is measured: the executor asyncio offers
+(`loop.run_in_executor` on a `ThreadPoolExecutor`), a `queue.SimpleQueue` read by a plain
+thread that answers with `loop.call_soon_threadsafe` (what the workload did before), and what
+the workload does: its WorkerThreads, whose compiled pool hands over and answers without the
+worker ever taking the GIL, here computing fib(1), one call.
 Printed: process CPU time per round trip (both threads'; steady on a busy machine, unlike
 wall time) and wall time, medians of alternating rounds, with `concurrency` hand-offs in
 flight at once.
@@ -24,6 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from queue import SimpleQueue
 
 import uvloop
+
+from example_service.worker_threads import WorkerThreads
 
 HandOff = Callable[[], Awaitable[None]]
 
@@ -59,6 +63,13 @@ def serve(jobs: SimpleQueue[asyncio.Future[None] | None]) -> None:
         future.get_loop().call_soon_threadsafe(answer, future)
 
 
+def worker_threads_hand_off(threads: WorkerThreads) -> HandOff:
+    async def hand_off() -> None:
+        await threads.compute(time.monotonic() + 60)
+
+    return hand_off
+
+
 async def measure(hand_off: HandOff, count: int, concurrency: int) -> tuple[float, float]:
     """CPU and wall seconds per hand-off."""
 
@@ -82,19 +93,25 @@ def main() -> None:
     jobs: SimpleQueue[asyncio.Future[None] | None] = SimpleQueue()
     worker = threading.Thread(target=serve, args=(jobs,))
     worker.start()
+    figures: dict[str, list[tuple[float, float]]] = {}
     with ThreadPoolExecutor(1) as executor:
-        ways = {
-            "run_in_executor(ThreadPoolExecutor)": executor_hand_off(executor),
-            "SimpleQueue + call_soon_threadsafe": queue_hand_off(jobs),
-        }
-        figures: dict[str, list[tuple[float, float]]] = {name: [] for name in ways}
 
         async def rounds() -> None:
-            for _ in range(options.rounds):
-                for name, hand_off in ways.items():
-                    figures[name].append(
-                        await measure(hand_off, options.count, options.concurrency)
-                    )
+            # Made on the loop, which it answers on.
+            threads = WorkerThreads(1, 1, 0, options.concurrency)
+            ways = {
+                "run_in_executor(ThreadPoolExecutor)": executor_hand_off(executor),
+                "SimpleQueue + call_soon_threadsafe": queue_hand_off(jobs),
+                "WorkerThreads (compiled pool, eventfd)": worker_threads_hand_off(threads),
+            }
+            try:
+                for _ in range(options.rounds):
+                    for name, hand_off in ways.items():
+                        figures.setdefault(name, []).append(
+                            await measure(hand_off, options.count, options.concurrency)
+                        )
+            finally:
+                threads.close()
 
         uvloop.run(rounds())
     jobs.put(None)
