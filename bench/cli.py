@@ -82,6 +82,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="connections for /metrics (1: one scraper at a time, latency without queueing)",
     )
     p.add_argument("--connections", type=int, default=64, help="wrk connections on /abc")
+    p.add_argument(
+        "--per-core",
+        action="store_true",
+        help="--connections per server core (4: 4 on one core, 8 on two), so that a server "
+        "on more cores gets as much work per core",
+    )
     p.add_argument("--threads", type=int, default=1, help="wrk threads")
     p.add_argument("--rounds", type=int, default=3, help="A B A B ... rounds; medians reported")
     p.add_argument(
@@ -218,6 +224,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 metrics_duration=args.metrics_duration,
                 metrics_connections=args.metrics_connections,
                 connections=args.connections,
+                per_core=args.per_core,
                 threads=args.threads,
                 rounds=args.rounds,
                 ready_timeout=args.ready_timeout,

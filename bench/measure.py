@@ -31,6 +31,9 @@ class BenchSettings:
     metrics_duration: int
     metrics_connections: int
     connections: int
+    # connections counts per server core: a server on two cores gets twice the load, so that
+    # each of its workers has work queued as on one core (the scaling target, (c)).
+    per_core: bool
     threads: int
     rounds: int
     ready_timeout: float
@@ -42,6 +45,9 @@ class BenchSettings:
 
     def expected_reply(self) -> bytes:
         return REPLY_WITH_NUM if self.num is not None else REPLY_WITHOUT_NUM
+
+    def abc_connections(self, server_cpus: int) -> int:
+        return self.connections * server_cpus if self.per_core else self.connections
 
 
 def per_request_us(seconds: float, requests: int) -> float | None:
@@ -85,12 +91,13 @@ def measure_throughput(
     def wrk(path: str, connections: int, duration: int) -> Wrk:
         return Wrk(base + path, loadgen, s.script, connections, s.threads, duration, 10)
 
+    connections = s.abc_connections(len(server.cpus))
     if s.warmup:
-        wrk("/abc", s.connections, s.warmup).run()
+        wrk("/abc", connections, s.warmup).run()
         wait_idle(server.pid, SETTLE_TIMEOUT)
 
     before = CpuReading.take(server.pid)
-    abc = wrk("/abc", s.connections, s.duration).run()
+    abc = wrk("/abc", connections, s.duration).run()
     cpu = before.until(CpuReading.take(server.pid), server.cpus)
     wait_idle(server.pid, SETTLE_TIMEOUT)
     figures.update(
@@ -175,7 +182,7 @@ def measure_healthz(
         f"http://{LOOPBACK}:{server.port}/abc",
         loadgen,
         s.script,
-        connections=s.connections,
+        connections=s.abc_connections(len(server.cpus)),
         threads=s.threads,
         duration_s=s.duration + 2 * int(head_start),
         # Saturating requests queue behind each other: give them the service's deadline.
