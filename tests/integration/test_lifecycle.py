@@ -15,11 +15,13 @@ def test_sigterm_drains_serves_in_flight_and_exits_0(start_service: StartService
     drain, timeout = 1.0, 5.0
     # A queue deep enough for all 12: shedding is tested in test_floods.py.
     service = start_service(
-        "--num", "39", "--workers", "2", "--max-queue", "8",
+        "--num", "40", "--workers", "2", "--max-queue", "8",
         "--drain-delay", str(drain), "--shutdown-timeout", str(timeout),
     )  # fmt: skip
-    # Requests still computing when the signal comes: each fib(39) takes about 0.25 s here,
-    # and 12 of them on 2 workers outlast the drain delay.
+    # Requests still computing when the signal comes: each fib(40) takes about 0.35 s here,
+    # and 12 of them on 2 workers outlast the drain delay. The 12 clients take up to 0.3 s to
+    # connect on a busy machine, so all are in flight at once only until the first answer:
+    # fib(39) (0.2 s) left too short a window for a scrape to see them all.
     statuses: list[int | str] = []
 
     def call() -> None:
@@ -62,8 +64,10 @@ def test_sigterm_drains_serves_in_flight_and_exits_0(start_service: StartService
 
 
 def test_in_flight_requests_finish_after_the_listener_closes(start_service: StartService) -> None:
+    # fib(40) takes about 0.35 s compiled, so the three stay in flight together for that long:
+    # at 38 (0.15 s) a busy machine could start them too far apart for a scrape to see them.
     service = start_service(
-        "--num", "38", "--workers", "1", "--drain-delay", "0", "--shutdown-timeout", "10"
+        "--num", "40", "--workers", "1", "--drain-delay", "0", "--shutdown-timeout", "10"
     )
     statuses: list[int] = []
     clients = [
