@@ -19,14 +19,15 @@ def test_sigterm_drains_serves_in_flight_and_exits_0(start_service: StartService
         "--drain-delay", str(drain), "--shutdown-timeout", str(timeout),
     )  # fmt: skip
     # Requests still computing when the signal comes: each fib(40) takes about 0.35 s here,
-    # and 12 of them on 2 workers outlast the drain delay. The 12 clients take up to 0.3 s to
-    # connect on a busy machine, so all are in flight at once only until the first answer:
-    # fib(39) (0.2 s) left too short a window for a scrape to see them all.
+    # and 12 of them on 2 workers outlast the drain delay. All 12 are in flight at once only
+    # until the first answer, so they share one client: a client each (httpx.get) builds a TLS
+    # context each, and on a busy machine the twelfth was sent after the first answer.
     statuses: list[int | str] = []
+    http = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=12))
 
     def call() -> None:
         try:
-            statuses.append(httpx.get(f"{service.url}/abc", timeout=30).status_code)
+            statuses.append(http.get(f"{service.url}/abc").status_code)
         except httpx.HTTPError as error:
             statuses.append(repr(error))
 
@@ -52,6 +53,7 @@ def test_sigterm_drains_serves_in_flight_and_exits_0(start_service: StartService
     assert service.get("/healthz").status_code == 200
     for client in clients:
         client.join(30)
+    http.close()
     assert statuses == [200] * 12
     status = service.process.wait(drain + timeout + 2)
     assert status == 0
@@ -64,16 +66,16 @@ def test_sigterm_drains_serves_in_flight_and_exits_0(start_service: StartService
 
 
 def test_in_flight_requests_finish_after_the_listener_closes(start_service: StartService) -> None:
-    # fib(40) takes about 0.35 s compiled, so the three stay in flight together for that long:
-    # at 38 (0.15 s) a busy machine could start them too far apart for a scrape to see them.
+    # fib(40) takes about 0.35 s compiled, so the three stay in flight together for that long,
+    # sent through one client (see the test above): at 38 (0.15 s), each with its own, a busy
+    # machine could start them too far apart for a scrape to see them.
     service = start_service(
         "--num", "40", "--workers", "1", "--drain-delay", "0", "--shutdown-timeout", "10"
     )
     statuses: list[int] = []
+    http = httpx.Client(timeout=30)
     clients = [
-        threading.Thread(
-            target=lambda: statuses.append(httpx.get(f"{service.url}/abc", timeout=30).status_code)
-        )
+        threading.Thread(target=lambda: statuses.append(http.get(f"{service.url}/abc").status_code))
         for _ in range(3)
     ]
     for client in clients:
@@ -89,6 +91,7 @@ def test_in_flight_requests_finish_after_the_listener_closes(start_service: Star
     )
     for client in clients:
         client.join(30)
+    http.close()
     assert statuses == [200] * 3
     assert service.process.wait(15) == 0
 
