@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -84,6 +86,17 @@ async def until_idle(pid: int) -> None:
     while not await idle():
         if time.monotonic() > deadline:
             raise AssertionError(f"worker {pid} still computing after 10 s")
+
+
+async def kill_both_pools_mid_computation(started: NewChildren) -> None:
+    """Kill the first pool's worker once it computes, then the worker of the pool that
+    replaced it once that one computes: the computation's retry is lost too."""
+    first = await first_worker(started)
+    await until_computing(first)
+    os.kill(first, signal.SIGKILL)
+    second = await next_worker(started, first)
+    await until_computing(second)
+    os.kill(second, signal.SIGKILL)
 
 
 async def until_computing(pid: int) -> None:

@@ -3,9 +3,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import shutil
-import signal
 import time
 from pathlib import Path
 
@@ -16,9 +14,7 @@ from support.worker_pool import (
     SMALL,
     MakeWorkload,
     NewChildren,
-    first_worker,
-    next_worker,
-    until_computing,
+    kill_both_pools_mid_computation,
 )
 
 from example_service.app import Handler
@@ -116,12 +112,7 @@ def test_abc_without_workers_even_after_a_retry_is_503(make_workload: MakeWorklo
 
     async def both_pools_killed_mid_computation() -> Response:
         answering = asyncio.create_task(handler(request()))
-        first = await first_worker(started)
-        await until_computing(first)
-        os.kill(first, signal.SIGKILL)
-        second = await next_worker(started, first)
-        await until_computing(second)
-        os.kill(second, signal.SIGKILL)
+        await kill_both_pools_mid_computation(started)
         return await asyncio.wait_for(answering, 30)
 
     response = asyncio.run(both_pools_killed_mid_computation())

@@ -20,7 +20,7 @@ from support.worker_pool import (
     NewChildren,
     cpu_seconds,
     first_worker,
-    next_worker,
+    kill_both_pools_mid_computation,
     until,
     until_computing,
     until_idle,
@@ -351,12 +351,7 @@ def test_a_computation_whose_second_pool_breaks_too_is_unavailable(
 
     async def scenario() -> None:
         computing = asyncio.create_task(workload.compute())
-        first = await first_worker(started)
-        await until_computing(first)
-        os.kill(first, signal.SIGKILL)
-        second = await next_worker(started, first)
-        await until_computing(second)
-        os.kill(second, signal.SIGKILL)
+        await kill_both_pools_mid_computation(started)
         with pytest.raises(WorkloadUnavailable):
             await asyncio.wait_for(computing, 30)
 
