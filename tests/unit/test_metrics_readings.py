@@ -26,8 +26,9 @@ from support.readings import FIXTURES, LOGGER, assert_golden, scrape
 
 from example_service.metrics.container import ContainerCollector
 from example_service.metrics.demo import DemoCollector
+from example_service.metrics.exposition import Page
 from example_service.metrics.hardware import HardwareCollector
-from example_service.metrics.readings import DescribedCollector, ReadingsCollector, SourceHealth
+from example_service.metrics.readings import ReadingCollector, ReadingsCollector, SourceHealth
 from example_service.system import files
 from example_service.system.cgroup import CgroupReader
 
@@ -83,13 +84,10 @@ def test_demo_and_hardware_cannot_be_combined() -> None:
 
 
 def test_openmetrics_page_has_no_created_series() -> None:
-    registry = CollectorRegistry()
-    registry.register(
-        ReadingsCollector(
-            HardwareCollector(sysfs_root=FIXTURES / "server/sys"), container("cgroup-v1-limits")
-        )
+    readings = ReadingsCollector(
+        HardwareCollector(sysfs_root=FIXTURES / "server/sys"), container("cgroup-v1-limits")
     )
-    text = generate_openmetrics(registry).decode()  # type: ignore[no-untyped-call]
+    text = generate_openmetrics(readings.read()).decode()  # type: ignore[no-untyped-call]
     assert "_created" not in text
     assert 'hd_errors_total{device="/dev/sdb"} 31.0' in text
     assert "# TYPE example_service_cgroup info" in text
@@ -106,14 +104,12 @@ def test_every_source_broken_leaves_the_rest_of_the_page(
     GCCollector(registry=registry)
     requests = Counter("request", "Number of request processed by this service.", registry=registry)
     requests.inc()
-    registry.register(
-        ReadingsCollector(
-            HardwareCollector(sysfs_root=missing),
-            ContainerCollector(cgroup=CgroupReader(cgroup_root=missing, procfs_root=missing)),
-        )
+    readings = ReadingsCollector(
+        HardwareCollector(sysfs_root=missing),
+        ContainerCollector(cgroup=CgroupReader(cgroup_root=missing, procfs_root=missing)),
     )
     for _ in range(3):
-        text = generate_latest(registry).decode()
+        text = generate_latest(Page(registry, readings.read())).decode()
     lines = text.splitlines()
     assert "request_total 1.0" in lines
     assert any(line.startswith("process_resident_memory_bytes ") for line in lines)
@@ -136,30 +132,32 @@ def test_every_source_broken_leaves_the_rest_of_the_page(
     ]
 
 
-def test_registering_reads_nothing(
+def test_describing_reads_nothing(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Building the cgroup reader finds the cgroup, and the demo warns when built: both happen
-    # before registration, which must then touch no file.
+    # before the families are described (as a registry does), which must touch no file.
     missing = tmp_path / "missing"
     cgroup = CgroupReader(cgroup_root=missing, procfs_root=missing)
-    collectors: list[DescribedCollector] = [
-        HardwareCollector(sysfs_root=missing),
+    hardware = HardwareCollector(sysfs_root=missing)
+    collectors: list[ReadingCollector | ReadingsCollector] = [
+        hardware,
         ContainerCollector(cgroup=cgroup),
-        ReadingsCollector(HardwareCollector(sysfs_root=missing), ContainerCollector(cgroup=cgroup)),
+        ReadingsCollector(hardware, ContainerCollector(cgroup=cgroup)),
         ReadingsCollector(DemoCollector(), ContainerCollector(cgroup=cgroup)),
     ]
     caplog.clear()
     caplog.set_level(logging.DEBUG)
 
     def refuse(name: object, *args: object, **kwargs: object) -> None:
-        raise AssertionError(f"touched {name} while registering")
+        raise AssertionError(f"touched {name} while describing")
 
     monkeypatch.setattr(files, "read_at", refuse)
     for name in ("open", "listdir", "readlink", "stat", "scandir"):
         monkeypatch.setattr(os, name, refuse)
     for collector in collectors:
-        CollectorRegistry(auto_describe=True).register(collector)
+        assert [family.samples for family in collector.describe()]
+        assert not any(family.samples for family in collector.describe())
     monkeypatch.undo()
     assert caplog.records == []
 
@@ -176,13 +174,10 @@ def test_a_source_that_blocks_is_down_for_each_scrape_and_warns_once(
     sensor.unlink()
     os.mkfifo(sensor)
     readings = ReadingsCollector(HardwareCollector(sysfs_root=sysfs), container("cgroup-v2-limits"))
-    registry = CollectorRegistry()
-    registry.register(readings)
 
     async def served() -> tuple[float, list[str]]:
         start = time.monotonic()
-        with await readings.take(budget):
-            page = generate_latest(registry).decode()
+        page = generate_latest(await readings.take(budget)).decode()
         return time.monotonic() - start, page.splitlines()
 
     def unblock() -> None:
@@ -245,8 +240,7 @@ def test_readings_served_from_the_kernel_s_memory_are_taken_on_the_loop() -> Non
 
     async def main() -> None:
         for _ in range(3):
-            with await readings.take():
-                page = scrape(readings)
+            page = generate_latest(await readings.take()).decode()
             assert 'example_service_source_up{source="cgroup"} 1.0' in page.splitlines()
 
     asyncio.run(main())
@@ -263,8 +257,8 @@ def test_readings_of_other_filesystems_are_taken_off_the_loop() -> None:
     before = reader_threads()
 
     async def main() -> None:
-        with await readings.take():
-            assert "cpu_temperature_celsius 67.0" in scrape(readings).splitlines()
+        page = generate_latest(await readings.take()).decode()
+        assert "cpu_temperature_celsius 67.0" in page.splitlines()
 
     asyncio.run(main())
     assert reader_threads() == before + 1

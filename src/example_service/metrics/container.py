@@ -10,14 +10,14 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from example_service.metrics.family import Family, FamilyCollector, Kind, Samples
-from example_service.metrics.readings import SOURCE_UP, Source, source_up
+from example_service.metrics.family import Family, Kind, Samples
+from example_service.metrics.readings import SOURCE_UP, Readings, Source, source_up
 from example_service.system.cgroup import CgroupReader, CgroupReadings
 
 SOURCE = "cgroup"
 
 
-class ContainerCollector(FamilyCollector):
+class ContainerCollector:
     """The cgroup's limits and usage as example_service_cgroup_* families."""
 
     def __init__(self, *, cgroup: CgroupReader) -> None:
@@ -36,16 +36,16 @@ class ContainerCollector(FamilyCollector):
             yield family.metric()
         yield SOURCE_UP.metric()
 
-    def samples(self) -> Iterator[tuple[Family, Samples]]:
+    def samples(self, readings: Readings) -> Iterator[tuple[Family, Samples]]:
         cgroup = self._cgroup
-        readings = self._source.current()
+        reading = readings.of(self._source)
         if cgroup.version is not None:
             yield _INFO, (((str(cgroup.version), cgroup.path or ""), 1.0),)
             for family, attribute in _FAMILIES:
-                value = getattr(readings, attribute)
+                value = getattr(reading, attribute)
                 if value is not None:
                     yield family, (((), value),)
-        yield SOURCE_UP, (source_up(SOURCE, readings.up),)
+        yield SOURCE_UP, (source_up(SOURCE, reading.up),)
 
 
 _INFO = Family(

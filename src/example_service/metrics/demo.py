@@ -9,9 +9,9 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from example_service.metrics.family import Family, FamilyCollector, Samples
+from example_service.metrics.family import Family, Samples
 from example_service.metrics.hardware import CPU_TEMPERATURE, HD_ERRORS
-from example_service.metrics.readings import DEMO_READINGS, Source, logger
+from example_service.metrics.readings import DEMO_READINGS, Readings, Source, logger
 
 # What the lab set by hand "for convenience of testing".
 DEMO_CPU_TEMPERATURE = 65.3
@@ -19,7 +19,7 @@ DEMO_DISK = "/dev/sda"
 DEMO_DISK_ERRORS = 1
 
 
-class DemoCollector(FamilyCollector):
+class DemoCollector:
     sources: Sequence[Source[Any]] = ()  # nothing is read
 
     def __init__(self) -> None:
@@ -37,7 +37,7 @@ class DemoCollector(FamilyCollector):
         for family in (CPU_TEMPERATURE, HD_ERRORS, DEMO_READINGS):
             yield family.metric()
 
-    def samples(self) -> Iterator[tuple[Family, Samples]]:
+    def samples(self, readings: Readings) -> Iterator[tuple[Family, Samples]]:
         yield CPU_TEMPERATURE, (((), DEMO_CPU_TEMPERATURE),)
         yield HD_ERRORS, (((DEMO_DISK,), DEMO_DISK_ERRORS),)
         yield DEMO_READINGS, (((), 1.0),)

@@ -9,8 +9,8 @@ from typing import Any
 
 from prometheus_client.metrics_core import Metric
 
-from example_service.metrics.family import Family, FamilyCollector, Samples
-from example_service.metrics.readings import DEMO_READINGS, SOURCE_UP, Source, source_up
+from example_service.metrics.family import Family, Samples
+from example_service.metrics.readings import DEMO_READINGS, SOURCE_UP, Readings, Source, source_up
 from example_service.system.disks import DeviceCounts, disk_errors, ext4_errors
 from example_service.system.temperature import TemperatureReader, Temperatures
 
@@ -32,7 +32,7 @@ EXT4_ERRORS = Family(
 )
 
 
-class HardwareCollector(FamilyCollector):
+class HardwareCollector:
     """The real readings behind cpu_temperature_celsius and hd_errors_total, plus every
     temperature sensor and ext4's error counts. Registering reads nothing; each scrape reads."""
 
@@ -64,8 +64,8 @@ class HardwareCollector(FamilyCollector):
             yield family.metric()
         yield DEMO_READINGS.metric()
 
-    def samples(self) -> Iterator[tuple[Family, Samples]]:
-        temperatures = self._temperatures.current()
+    def samples(self, readings: Readings) -> Iterator[tuple[Family, Samples]]:
+        temperatures = readings.of(self._temperatures)
         if temperatures.cpu_celsius is not None:
             yield CPU_TEMPERATURE, (((), temperatures.cpu_celsius),)
         if temperatures.sensors:
@@ -74,10 +74,10 @@ class HardwareCollector(FamilyCollector):
                 [((sensor.chip, sensor.name), sensor.celsius) for sensor in temperatures.sensors],
             )
 
-        disks = self._disks.current()
+        disks = readings.of(self._disks)
         if disks.counts:
             yield HD_ERRORS, _by_device(disks)
-        filesystems = self._filesystems.current()
+        filesystems = readings.of(self._filesystems)
         if filesystems.counts:
             yield EXT4_ERRORS, _by_device(filesystems)
 

@@ -14,16 +14,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from bisect import bisect_left
-from collections.abc import Hashable, Iterable, Iterator, Sequence
-from itertools import accumulate, islice
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Generic, TypeVar
 
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
-
-from example_service.metrics.formats import Format, value_text
 
 
 class Histogram:
@@ -62,17 +59,6 @@ Child = TypeVar("Child", Count, Histogram)
 Family = TypeVar("Family", CounterMetricFamily, HistogramMetricFamily)
 
 
-class _Rendering:
-    """A family in one format but for its values: its header, and for each series (in the
-    order of children) the text before each of its values."""
-
-    __slots__ = ("header", "series")
-
-    def __init__(self, header: str) -> None:
-        self.header = header
-        self.series: list[list[str]] = []
-
-
 class _Family(Collector, ABC, Generic[Child, Family]):
     """A labelled family; a caller updates the child of a label set. Children are never
     removed: their label sets are bounded by the caller."""
@@ -80,7 +66,6 @@ class _Family(Collector, ABC, Generic[Child, Family]):
     def __init__(self, name: str, documentation: str, labels: Sequence[str]) -> None:
         self.name, self.documentation, self.labels = name, documentation, tuple(labels)
         self.children: dict[tuple[str, ...], Child] = {}
-        self._renderings: dict[Hashable, _Rendering] = {}
 
     def child(self, label_values: tuple[str, ...]) -> Child:
         child = self.children.get(label_values)
@@ -97,27 +82,6 @@ class _Family(Collector, ABC, Generic[Child, Family]):
     def describe(self) -> Iterable[Metric]:
         yield self._empty()
 
-    def render(self, page_format: Format) -> str:
-        """The family's text in page_format: what collect() would give the format's encoder."""
-        rendering = self._renderings.get(page_format.key)
-        if rendering is None:
-            rendering = _Rendering("".join(page_format.lines(self._empty())))
-            self._renderings[page_format.key] = rendering
-        for label_values in islice(self.children, len(rendering.series), None):
-            one = self._empty()
-            self._add(one, label_values, self._new_child())
-            rendering.series.append(page_format.prefixes(self._empty(), one)[1])
-        lines = [rendering.header]
-        for prefixes, child in zip(rendering.series, self.children.values(), strict=True):
-            # value_text's own test, inline: a call per line is a tenth of a line's cost.
-            lines += [
-                f"{prefix}{value}.0\n"
-                if type(value) is int and 0 <= value < 1_000_000
-                else f"{prefix}{value_text(value)}\n"
-                for prefix, value in zip(prefixes, self._values(child), strict=True)
-            ]
-        return "".join(lines)
-
     @abstractmethod
     def _new_child(self) -> Child: ...
 
@@ -126,10 +90,6 @@ class _Family(Collector, ABC, Generic[Child, Family]):
 
     @abstractmethod
     def _add(self, family: Family, label_values: tuple[str, ...], child: Child) -> None: ...
-
-    @abstractmethod
-    def _values(self, child: Child) -> Iterable[float]:
-        """The child's values in the order of its samples."""
 
 
 class CounterFamily(_Family[Count, CounterMetricFamily]):
@@ -145,9 +105,6 @@ class CounterFamily(_Family[Count, CounterMetricFamily]):
         self, family: CounterMetricFamily, label_values: tuple[str, ...], child: Count
     ) -> None:
         family.add_metric(label_values, child.value)
-
-    def _values(self, child: Count) -> Iterable[float]:
-        return (child.value,)
 
 
 class HistogramFamily(_Family[Histogram, HistogramMetricFamily]):
@@ -169,7 +126,3 @@ class HistogramFamily(_Family[Histogram, HistogramMetricFamily]):
         self, family: HistogramMetricFamily, label_values: tuple[str, ...], child: Histogram
     ) -> None:
         family.add_metric(list(label_values), list(child.buckets()), child.sum)
-
-    def _values(self, child: Histogram) -> Iterable[float]:
-        cumulative = list(accumulate(child.counts))
-        return (*cumulative, cumulative[-1], child.sum)  # buckets, _count, _sum

@@ -3,23 +3,22 @@ how a failing source is reported.
 
 In a scrape served by the service, the /metrics handler first takes every source's reading off
 the event loop, each within its budget (take(), system/worker.py), then encodes the page on the
-loop from those readings; nothing is kept for a later scrape. A source that cannot be read, or
-not within its budget, yields no sample (never a made-up number), one warning on the
-``example_service.readings`` logger until it recovers (then one info line), and
-``example_service_source_up{source}`` 0. See docs/readings.md.
+loop from those readings, handed to the collectors as an argument; nothing is kept for a later
+scrape. A source that cannot be read, or not within its budget, yields no sample (never a
+made-up number), one warning on the ``example_service.readings`` logger until it recovers
+(then one info line), and ``example_service_source_up{source}`` 0. See docs/readings.md.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextvars import ContextVar, Token
-from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar, cast
 
 from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
-from example_service.metrics.family import Family, FamilyCollector, Samples
+from example_service.metrics.family import Family, Samples
 from example_service.system.worker import BUDGET_SECONDS, Missed, OffLoop
 
 logger = logging.getLogger("example_service.readings")
@@ -43,8 +42,8 @@ class SourceHealth:
     """Logs a source's failures once: a warning when it starts failing, an info line when
     it reads in full again.
 
-    Reported from collect(), which the service runs on the event loop's thread only, one
-    scrape at a time (a page is encoded without an await): no lock is needed."""
+    Reported as each scrape's readings are taken, on the event loop's thread in the service:
+    no lock is needed."""
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -102,71 +101,52 @@ class Source(Generic[R]):
         self.name = name
         self.read = read
         self.kernel_served = kernel_served
-        self._unavailable = unavailable
-        self._health = SourceHealth(name)
-
-    def current(self) -> R:
-        """This scrape's reading, its health reported: the one taken for the scrape being
-        served (see Taken), else one read now, in the caller's thread (a test, the bench)."""
-        taken = _TAKEN.get()
-        reading = self.read() if taken is None else taken.of(self)
-        self._health.report(up=reading.up, problems=reading.problems)
-        return reading
-
-    def unavailable(self, why: str) -> R:
-        return self._unavailable(why)
+        self.unavailable = unavailable
+        self.health = SourceHealth(name)
 
 
-class Taken:
-    """The readings taken for one scrape, by source. Within `with taken:` the collectors
-    format these, and nothing else: a context variable, so that two scrapes served at once
-    each see their own."""
-
-    def __init__(self, readings: dict[Source[Any], Reading]) -> None:
-        self._readings = readings
-        self._token: Token[Taken | None] | None = None
-
-    def of(self, source: Source[R]) -> R:
-        return cast(R, self._readings[source])
-
-    def __enter__(self) -> Taken:
-        self._token = _TAKEN.set(self)
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._token is not None:
-            _TAKEN.reset(self._token)
-
-
-_TAKEN: ContextVar[Taken | None] = ContextVar("example_service_readings_taken", default=None)
-
-
-class DescribedCollector(Protocol):
-    def collect(self) -> Iterable[Metric]: ...
-
-    def describe(self) -> Iterable[Metric]: ...
-
-
-class ReadingCollector(DescribedCollector, Protocol):
-    """A collector of system readings, the sources it formats, and its families' samples
-    (example_service_source_up's among them)."""
+class ReadingCollector(Protocol):
+    """A collector of system readings: the sources it reads, its families, and their samples
+    (example_service_source_up's among them) from one scrape's readings."""
 
     @property
     def sources(self) -> Sequence[Source[Any]]: ...
 
-    def samples(self) -> Iterator[tuple[Family, Samples]]: ...
+    def describe(self) -> Iterable[Metric]: ...
+
+    def samples(self, readings: Readings) -> Iterator[tuple[Family, Samples]]: ...
 
 
-class ReadingsCollector(FamilyCollector):
-    """Registers several reading collectors as one, so that they share the family
-    example_service_source_up: prometheus_client refuses two collectors describing the same
-    family, and a page must not show a family twice. Any other family they both describe
-    (hardware and demo readings together) is a mistake, refused here."""
+class Readings(Collector):
+    """The readings taken for one scrape, by source, and the families the reading collectors
+    make of them. Each source's health is reported as it is taken."""
+
+    def __init__(
+        self, collectors: Sequence[ReadingCollector], readings: dict[Source[Any], Reading]
+    ) -> None:
+        self._collectors = collectors
+        self._readings = readings
+        for source, reading in readings.items():
+            source.health.report(up=reading.up, problems=reading.problems)
+
+    def of(self, source: Source[R]) -> R:
+        return cast(R, self._readings[source])
+
+    def collect(self) -> Iterator[Metric]:
+        up: list[tuple[tuple[str, ...], float]] = []
+        for collector in self._collectors:
+            for family, samples in collector.samples(self):
+                if family is SOURCE_UP:
+                    up += samples
+                else:
+                    yield family.metric(samples)
+        yield SOURCE_UP.metric(up)
+
+
+class ReadingsCollector:
+    """Several reading collectors as one, so that they share the family
+    example_service_source_up: a page must not show a family twice. Any other family they
+    both describe (hardware and demo readings together) is a mistake, refused here."""
 
     def __init__(self, *collectors: ReadingCollector) -> None:
         described: set[str] = set()
@@ -179,7 +159,11 @@ class ReadingsCollector(FamilyCollector):
         self._sources = [source for collector in collectors for source in collector.sources]
         self._reads = OffLoop("readings", [source.read for source in self._sources])
 
-    async def take(self, budget: float = BUDGET_SECONDS) -> Taken:
+    def read(self) -> Readings:
+        """Every source's reading, read now in the caller's thread (a test, the bench)."""
+        return Readings(self.collectors, {source: source.read() for source in self._sources})
+
+    async def take(self, budget: float = BUDGET_SECONDS) -> Readings:
         """Every source's reading, read off the event loop; a source that gives none within
         budget is unavailable for this scrape.
 
@@ -188,7 +172,7 @@ class ReadingsCollector(FamilyCollector):
         block, and the hand-off to the thread and back (two thread wake-ups) cost more than
         the reads, and much more on a busy machine, where each wake-up waits for the CPU."""
         if self._reads.idle and all(source.kernel_served() for source in self._sources):
-            return Taken({source: source.read() for source in self._sources})
+            return self.read()
         readings: dict[Source[Any], Reading] = {}
         for source, result in zip(self._sources, await self._reads.run(budget), strict=True):
             if isinstance(result, Exception):
@@ -197,19 +181,9 @@ class ReadingsCollector(FamilyCollector):
                 readings[source] = source.unavailable(result.why)
             else:
                 readings[source] = cast(Reading, result)
-        return Taken(readings)
+        return Readings(self.collectors, readings)
 
     def describe(self) -> Iterator[Metric]:
         for collector in self.collectors:
             yield from (family for family in collector.describe() if family.name != SOURCE_UP.name)
         yield SOURCE_UP.metric()
-
-    def samples(self) -> Iterator[tuple[Family, Samples]]:
-        up: list[tuple[tuple[str, ...], float]] = []
-        for collector in self.collectors:
-            for family, samples in collector.samples():
-                if family is SOURCE_UP:
-                    up += samples
-                else:
-                    yield family, samples
-        yield SOURCE_UP, up
