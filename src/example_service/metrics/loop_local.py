@@ -56,10 +56,10 @@ class Count:
 
 
 Child = TypeVar("Child", Count, Histogram)
-Family = TypeVar("Family", CounterMetricFamily, HistogramMetricFamily)
+LibraryFamily = TypeVar("LibraryFamily", CounterMetricFamily, HistogramMetricFamily)
 
 
-class _Family(Collector, ABC, Generic[Child, Family]):
+class _Family(Collector, ABC, Generic[Child, LibraryFamily]):
     """A labelled family; a caller updates the child of a label set. Children are never
     removed: their label sets are bounded by the caller."""
 
@@ -86,10 +86,10 @@ class _Family(Collector, ABC, Generic[Child, Family]):
     def _new_child(self) -> Child: ...
 
     @abstractmethod
-    def _empty(self) -> Family: ...
+    def _empty(self) -> LibraryFamily: ...
 
     @abstractmethod
-    def _add(self, family: Family, label_values: tuple[str, ...], child: Child) -> None: ...
+    def _add(self, family: LibraryFamily, label_values: tuple[str, ...], child: Child) -> None: ...
 
 
 class CounterFamily(_Family[Count, CounterMetricFamily]):
