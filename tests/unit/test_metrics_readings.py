@@ -262,3 +262,19 @@ def test_readings_of_other_filesystems_are_taken_off_the_loop() -> None:
 
     asyncio.run(main())
     assert reader_threads() == before + 1
+
+
+def test_each_scrape_s_readings_give_its_own_families(tmp_path: Path) -> None:
+    """Readings are handed to the collectors, not looked up: two scrapes' readings, taken
+    one after the other and encoded in either order, each give their own values."""
+    sysfs = tmp_path / "sys"
+    shutil.copytree(FIXTURES / "server/sys", sysfs, symlinks=True)
+    sensor = sysfs / "devices/platform/coretemp.0/hwmon/hwmon0/temp1_input"
+    readings = ReadingsCollector(HardwareCollector(sysfs_root=sysfs), container("cgroup-v2-limits"))
+    first = readings.read()
+    replacement = tmp_path / "temp1_input"
+    replacement.write_text("71500\n")
+    replacement.replace(sensor)  # a new file, as sysfs's would be after a driver reload
+    second = readings.read()
+    assert "cpu_temperature_celsius 71.5" in generate_latest(second).decode().splitlines()
+    assert "cpu_temperature_celsius 67.0" in generate_latest(first).decode().splitlines()
