@@ -48,7 +48,7 @@ class Service:
         if IMPLEMENTATION == "python":
             log.warning(
                 "the compiled modules are not installed (built without a C compiler?): "
-                "fib runs in Python, about 30 times slower, and access lines cost twice as much",
+                "fib runs in Python, about 30 times slower",
                 extra={"fib": IMPLEMENTATION},
             )
         faults = Faults(settings.fault_error_ratio, settings.fault_latency)
