@@ -26,30 +26,28 @@ __all__ = ["AccessLog"]
 # kept: a client could otherwise grow the cache with every method it makes up.
 KEPT_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH"))
 
-_MILLISECONDS = tuple(digits.encode() for digits in MILLISECONDS)
 # duration_ms as repr(round(ms, 3)) writes it: the fraction's digits, trailing zeros dropped.
-_FRACTIONS = tuple((f"{n:03d}".rstrip("0") or "0").encode() for n in range(1000))
-_LINE = b'%s%s%s%d.%s, "client": %s}\n'
+_FRACTIONS = tuple(f"{n:03d}".rstrip("0") or "0" for n in range(1000))
 
 
-def _start(second: int) -> bytes:
-    return f'{{"time": "{seconds_text(second)}.'.encode()
+def _start(second: int) -> str:
+    return f'{{"time": "{seconds_text(second)}.'
 
 
-def _middle(method: str, route: str, status: int) -> bytes:
+def _middle(method: str, route: str, status: int) -> str:
     return (
         'Z", "level": "info", "logger": "example_service.access", "message": "request", '
         f'"method": {encode_basestring(method)}, "route": {encode_basestring(route)}, '
         f'"status": {status}, "duration_ms": '
-    ).encode("utf-8", "backslashreplace")
+    )
 
 
 class AccessLog:
     def __init__(self, output: LogOutput) -> None:
         self._write = output.write
         self._second = -1
-        self._start = b""
-        self._middles: dict[tuple[str, str, int], bytes] = {}
+        self._start = ""
+        self._middles: dict[tuple[str, str, int], str] = {}
 
     def record(self, scope: Scope, route: str, status: int, seconds: float) -> None:
         now = time.time()
@@ -65,14 +63,10 @@ class AccessLog:
             if method in KEPT_METHODS:
                 self._middles[key] = middle
         milliseconds, microseconds = divmod(round(seconds * 1_000_000), 1000)
+        # One string, encoded once: fewer steps than formatting bytes from bytes parts.
         self._write(
-            _LINE
-            % (
-                self._start,
-                _MILLISECONDS[int((now - second) * 1000)],
-                middle,
-                milliseconds,
-                _FRACTIONS[microseconds],
-                encode_basestring(scope.client).encode("utf-8", "backslashreplace"),
+            f"{self._start}{MILLISECONDS[int((now - second) * 1000)]}{middle}{milliseconds}."
+            f'{_FRACTIONS[microseconds]}, "client": {encode_basestring(scope.client)}}}\n'.encode(
+                "utf-8", "backslashreplace"
             )
         )
