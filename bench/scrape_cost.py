@@ -2,11 +2,10 @@
 
 Builds the registry as the service does with its default settings, reading this machine's
 /sys, /proc and cgroup tree, observes the requests a `make bench` run leaves on the page
-(/abc, /healthz, /metrics), holds a listening socket and the one connection of the bench's
-scraper (the connections gauge counts them as in the service), then serves scrapes through
-the real /metrics handler on a uvloop loop: the readings taken off the loop by their
-threads, the page encoded on it. Prints the median time of a scrape, its lines and bytes.
-Figures, not a test: nothing here asserts a time.
+(/abc, /healthz, /metrics), then serves scrapes through the real /metrics handler on a
+uvloop loop: the readings taken off the loop by their threads, the page encoded on it.
+Prints the median time of a scrape, its lines and bytes. Figures, not a test: nothing here
+asserts a time.
 
     .venv/bin/python bench/scrape_cost.py [--scrapes N]
 
@@ -20,7 +19,6 @@ under callgrind twice and divide the difference by the scrapes:
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import sys
 import time
@@ -28,7 +26,6 @@ from dataclasses import dataclass, field
 
 import uvloop
 
-from example_service.connections import Connections, ConnectionsCollector, LimitGuard
 from example_service.lifecycle import Lifecycle
 from example_service.log_output import LogOutput
 from example_service.metrics.exposition import MetricsEndpoint
@@ -59,19 +56,15 @@ class _Request:
     headers: _Headers = field(default_factory=_Headers)
 
 
-def build(port: int) -> MetricsEndpoint:
+def build() -> MetricsEndpoint:
     settings = Settings()
     cgroup = CgroupReader(cgroup_root=settings.cgroup_root, procfs_root=settings.procfs_root)
-    connections = Connections(port)
     metrics = build_registry(
         lifecycle=Lifecycle(),
         log_output=LogOutput(),
         cgroup=cgroup,
         sysfs_root=settings.sysfs_root,
         demo_readings=settings.demo_readings,
-        connections=ConnectionsCollector(
-            connections, LimitGuard(connections, settings.max_connections)
-        ),
         request_metrics=settings.request_metrics,
     )
     for path, seconds, times in OBSERVED:
@@ -96,11 +89,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scrapes", type=int, default=2000)
     arguments = parser.parse_args()
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        port = listener.getsockname()[1]
-        with socket.create_connection(("127.0.0.1", port)), listener.accept()[0]:
-            endpoint = build(port)
-            times, body = uvloop.run(measure(endpoint, arguments.scrapes))
+    times, body = uvloop.run(measure(build(), arguments.scrapes))
     lines = body.count(b"\n")
     print(f"Python {sys.version.split()[0]}; page: {lines} lines, {len(body):,} bytes")
     if times:

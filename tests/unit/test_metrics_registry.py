@@ -6,10 +6,8 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.exposition import choose_encoder
 from support.fake_rsgi import FakeScope
-from support.ports import free_port
 from support.readings import FIXTURES
 
-from example_service.connections import Connections, ConnectionsCollector, LimitGuard
 from example_service.lifecycle import Lifecycle
 from example_service.log_output import LogOutput
 from example_service.metrics.registry import Metrics, build_registry
@@ -19,14 +17,12 @@ CGROUP = FIXTURES / "cgroup-v2-limits"
 
 
 def build(*, demo_readings: bool = False, request_metrics: bool = True) -> Metrics:
-    connections = Connections(free_port())
     return build_registry(
         lifecycle=Lifecycle(),
         log_output=LogOutput(),
         cgroup=CgroupReader(cgroup_root=CGROUP / "sys/fs/cgroup", procfs_root=CGROUP / "proc"),
         sysfs_root=FIXTURES / "server/sys",
         demo_readings=demo_readings,
-        connections=ConnectionsCollector(connections, LimitGuard(connections, 100)),
         request_metrics=request_metrics,
     )
 
@@ -62,8 +58,6 @@ def test_every_family_in_page_order() -> None:
         *(name for name in names if name.startswith("example_service_cgroup_")),
         "example_service_source_up",
         "example_service_requests_shed",
-        "example_service_connections_open",
-        "example_service_connections_closed_at_limit",
         "request",
         "request_latency_seconds",
         "http_requests",

@@ -13,7 +13,6 @@ from prometheus_client.registry import Collector
 
 from example_service import __version__
 from example_service.app import Observer
-from example_service.connections import ConnectionsCollector
 from example_service.fibonacci import IMPLEMENTATION
 from example_service.lifecycle import Lifecycle
 from example_service.log_output import LogOutput
@@ -86,12 +85,11 @@ def build_registry(
     cgroup: CgroupReader,
     sysfs_root: Path,
     demo_readings: bool,
-    connections: ConnectionsCollector,
     request_metrics: bool,
 ) -> Metrics:
     """The process and Python runtime collectors, the requests in flight, the log lines
     dropped, the system readings
-    (the lab's hand-set figures with demo_readings), the requests shed, the connections, and
+    (the lab's hand-set figures with demo_readings), the requests shed, and
     the lab's and the per-route request families unless request_metrics is off (then no
     request is observed, and the families are absent rather than frozen at 0)."""
     # The lab's output has no *_created series. The loop-local families never make one;
@@ -119,7 +117,6 @@ def build_registry(
         ("reason",),
     )
     registry.register(shed)
-    registry.register(connections)
     if not request_metrics:
         return Metrics(registry, readings, (), shed)
     lab, requests = LabMetrics(), RequestMetrics()

@@ -27,7 +27,7 @@ from prometheus_client.registry import Collector
 
 from example_service.metrics.family import Family, FamilyCollector, Kind, Samples
 from example_service.metrics.formats import Format
-from example_service.system.files import KEPT_DESCRIPTORS, read_at
+from example_service.system.files import read_at
 
 _NO_LABELS = ()
 # The generations' label values, in the order gc.get_stats() lists them.
@@ -71,9 +71,7 @@ class ProcessCollector(FamilyCollector):
         self._fds: int | None = None
         try:
             self._stat = os.open("/proc/self/stat", os.O_RDONLY)
-            KEPT_DESCRIPTORS.add(self._stat)
             self._fds = os.open("/proc/self/fd", os.O_RDONLY | os.O_DIRECTORY)
-            KEPT_DESCRIPTORS.add(self._fds)
         except OSError:
             pass
 
