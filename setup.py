@@ -3,7 +3,7 @@
 setuptools hands each .pyx source to Cython (a build requirement) and compiles the result.
 Both are optional: where no C compiler or no Python headers are found, the build warns and
 goes on, and the package runs their Python versions (example_service.fibonacci for the
-workload, example_service.access_log for the access line).
+workload).
 """
 
 from setuptools import Extension, setup
@@ -11,6 +11,6 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(f"example_service.{name}", [f"src/example_service/{name}.pyx"], optional=True)
-        for name in ("_fibonacci", "_access_log")
+        for name in ("_fibonacci",)
     ]
 )

@@ -2,8 +2,7 @@
 
 Builds the registry as the service does with its default settings, reading this machine's
 /sys, /proc and cgroup tree, observes the requests a `make bench` run leaves on the page
-(/abc, /healthz, /metrics), holds a listening socket and the one connection of the bench's
-scraper (the connections gauge counts them as in the service), then serves scrapes through
+(/abc, /healthz, /metrics), then serves scrapes through
 the real /metrics handler on a uvloop loop: the readings taken (on the loop when the kernel
 serves them from memory, else by their thread), then the page written by prometheus-client's
 encoder for the Accept header given (none by default, as wrk and curl send: the classic text;
@@ -22,7 +21,6 @@ under callgrind twice and divide the difference by the scrapes:
 from __future__ import annotations
 
 import argparse
-import socket
 import statistics
 import sys
 import time
@@ -30,7 +28,6 @@ from dataclasses import dataclass, field
 
 import uvloop
 
-from example_service.connections import Connections, ConnectionsCollector, LimitGuard
 from example_service.lifecycle import Lifecycle
 from example_service.log_output import LogOutput
 from example_service.metrics.exposition import MetricsEndpoint
@@ -61,19 +58,15 @@ class _Request:
     headers: _Headers = field(default_factory=_Headers)
 
 
-def build(port: int) -> MetricsEndpoint:
+def build() -> MetricsEndpoint:
     settings = Settings()
     cgroup = CgroupReader(cgroup_root=settings.cgroup_root, procfs_root=settings.procfs_root)
-    connections = Connections(port)
     metrics = build_registry(
         lifecycle=Lifecycle(),
         log_output=LogOutput(),
         cgroup=cgroup,
         sysfs_root=settings.sysfs_root,
         demo_readings=settings.demo_readings,
-        connections=ConnectionsCollector(
-            connections, LimitGuard(connections, settings.max_connections)
-        ),
         request_metrics=settings.request_metrics,
     )
     for path, seconds, times in OBSERVED:
@@ -108,11 +101,7 @@ def main() -> None:
         "version=1.0.0)",
     )
     arguments = parser.parse_args()
-    with socket.create_server(("127.0.0.1", 0)) as listener:
-        port = listener.getsockname()[1]
-        with socket.create_connection(("127.0.0.1", port)), listener.accept()[0]:
-            endpoint = build(port)
-            times, body = uvloop.run(measure(endpoint, arguments.scrapes, arguments.accept))
+    times, body = uvloop.run(measure(build(), arguments.scrapes, arguments.accept))
     lines = body.count(b"\n")
     print(f"Python {sys.version.split()[0]}; page: {lines} lines, {len(body):,} bytes")
     if times:

@@ -5,12 +5,19 @@ least every 100 ms and writes it with one system call, so no request ever waits 
 collector. When stdout blocks (a slow or stopped collector), lines wait in memory up to a
 bound; past it they are dropped, counted for the metric, and one warning per episode says
 how many once stdout takes lines again.
+
+A stdout that is non-blocking (an O_NONBLOCK pipe, as some log collectors hand over) makes
+the writer wait until it takes more (poll), as a blocking one would: a write the kernel took
+in part is finished, never abandoned in the middle of a line. The writer waits rather than
+clearing O_NONBLOCK, a flag of the pipe's open file that the collector and other processes
+given the same pipe share.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import select
 import threading
 
 log = logging.getLogger(__name__)
@@ -44,6 +51,8 @@ class LogOutput:
         self._dropped_since_flush = 0
         self._episode_dropped = 0  # the writer thread's own
         self._waiting = threading.Event()  # lines are waiting to be written
+        self._writable = select.poll()  # poll(2): no descriptor of its own to close
+        self._writable.register(fd, select.POLLOUT)
         self._closing = threading.Event()
         self._writer = threading.Thread(target=self._run, name="log-output", daemon=True)
         self._writer.start()
@@ -52,7 +61,12 @@ class LogOutput:
         # acquire() and release() rather than `with`: half the cost, paid once per request.
         self._lock.acquire()
         first = not self._pending
-        if self._pending_bytes + len(line) > self._capacity:
+        # The writer's own line (one warning per episode of drops) is kept past the bound:
+        # a warning that lines were dropped must not be dropped itself.
+        if (
+            self._pending_bytes + len(line) > self._capacity
+            and threading.get_ident() != self._writer.ident
+        ):
             self.dropped += 1
             self._dropped_since_flush += 1
         else:
@@ -88,10 +102,12 @@ class LogOutput:
         with self._lock:
             lines, self._pending, self._pending_bytes = self._pending, [], 0
             dropped, self._dropped_since_flush = self._dropped_since_flush, 0
-        if lines and not self._write_all(b"".join(lines)):
-            with self._lock:
-                self.dropped += len(lines)
-            dropped += len(lines)
+        if lines:
+            unwritten = self._write_all(b"".join(lines))
+            if unwritten:
+                with self._lock:
+                    self.dropped += unwritten
+                dropped += unwritten
         # An episode of drops lasts until a flush finds none: it is reported once, then.
         if dropped:
             self._episode_dropped += dropped
@@ -106,12 +122,16 @@ class LogOutput:
             )
             self._episode_dropped = 0
 
-    def _write_all(self, data: bytes) -> bool:
-        """One write, unless the kernel takes part of it (a pipe of a blocked reader)."""
+    def _write_all(self, data: bytes) -> int:
+        """Write every byte, in as many writes as the kernel takes them; the lines not
+        written whole when writing fails (the collector is gone: EPIPE)."""
         view = memoryview(data)
-        try:
-            while view:
-                view = view[os.write(self._fd, view) :]
-        except OSError:  # the collector is gone (EPIPE): nothing can be written any more
-            return False
-        return True
+        written = 0
+        while written < len(data):
+            try:
+                written += os.write(self._fd, view[written:])
+            except BlockingIOError:  # a non-blocking stdout, full: wait until it has room
+                self._writable.poll()
+            except OSError:
+                return data.count(b"\n", written)
+        return 0

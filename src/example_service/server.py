@@ -9,15 +9,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import resource
 import signal
 import socket
+from pathlib import Path
 
 from granian.constants import HTTPModes, Interfaces
 from granian.http import HTTP1Settings
 from granian.server.embed import Server
 
 from example_service import __version__
-from example_service.connections import listen_backlog, raise_descriptor_limit, somaxconn
 from example_service.log_output import LogOutput
 from example_service.service import Service
 from example_service.settings import Settings
@@ -31,6 +32,10 @@ MAX_HEAD_BYTES = 16 * 1024
 # How long granian may take to let go of its connections once no request is in flight.
 SERVER_STOP_GRACE = 1.0
 
+# Descriptors the process needs besides its connections: the listener, the event loop's,
+# the files read at scrape time.
+RESERVED_DESCRIPTORS = 256
+
 
 class ListenError(Exception):
     """The port could not be bound."""
@@ -40,7 +45,7 @@ async def run(settings: Settings, log_output: LogOutput) -> int:
     """Serve until SIGTERM or SIGINT, then drain and stop; the exit status."""
     _check_port_free(settings.host, settings.port)
     max_connections = raise_descriptor_limit(settings.max_connections)
-    service = Service(settings, max_connections, log_output)
+    service = Service(settings, log_output)
     server = Server(
         service.app,
         address=settings.host,
@@ -48,8 +53,10 @@ async def run(settings: Settings, log_output: LogOutput) -> int:
         interface=Interfaces.RSGI,
         http=HTTPModes.http1,
         websockets=False,
-        # Granian's defaults (a queue of 128, as many connections at once) let 256 idle
-        # connections stop the service answering, probes included.
+        # Granian holds at most `backpressure` connections; past it it stops accepting and
+        # new ones wait in the listen queue until one closes, as with most servers. Its
+        # defaults (a queue of 128, as many connections held) let 256 idle connections stop
+        # the service answering, probes included.
         backlog=listen_backlog(max_connections, somaxconn(settings.procfs_root)),
         backpressure=max_connections,
         http1_settings=HTTP1Settings(
@@ -76,7 +83,6 @@ async def run(settings: Settings, log_output: LogOutput) -> int:
     service.draining()
     await asyncio.sleep(settings.drain_delay)
     log.info("shutdown: closing the listener", extra={"step": "close"})
-    service.stop_accepting()
     server.stop()  # type: ignore[no-untyped-call]
     finished = await service.lifecycle.wait_idle(settings.shutdown_timeout)
     log.info(
@@ -91,6 +97,44 @@ async def run(settings: Settings, log_output: LogOutput) -> int:
     service.close()
     log.info("shutdown: complete", extra={"step": "exit", "version": __version__})
     return 0
+
+
+def somaxconn(procfs_root: Path) -> int | None:
+    """The kernel's ceiling on a listen queue, or None when it cannot be read."""
+    try:
+        return int((procfs_root / "sys/net/core/somaxconn").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def listen_backlog(max_connections: int, ceiling: int | None) -> int:
+    """A queue as deep as the connection limit, within the kernel's ceiling (which it would
+    otherwise apply silently): a burst of that many clients connecting at once all get in,
+    and past the limit as many wait their turn."""
+    return max_connections if ceiling is None else min(max_connections, ceiling)
+
+
+def raise_descriptor_limit(max_connections: int) -> int:
+    """Raise the soft limit on open files to the hard one (as Go's runtime does at start),
+    and return the connections that fit in it beside the process's own descriptors.
+
+    A full descriptor table does not refuse a connection: accept() fails while the
+    connection stays queued, which is a hang for the client.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard not in (resource.RLIM_INFINITY, soft):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        soft = hard
+    if soft == resource.RLIM_INFINITY:
+        return max_connections
+    fits = max(1, soft - RESERVED_DESCRIPTORS)
+    if fits < max_connections:
+        log.warning(
+            "open files limit below MAX_CONNECTIONS: holding fewer connections",
+            extra={"max_connections": max_connections, "open_files_limit": soft, "held": fits},
+        )
+        return fits
+    return max_connections
 
 
 def _check_port_free(host: str, port: int) -> None:

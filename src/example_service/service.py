@@ -8,7 +8,6 @@ from dataclasses import asdict
 from example_service import __version__
 from example_service.access_log import AccessLog
 from example_service.app import App, Observer
-from example_service.connections import Connections, ConnectionsCollector, LimitGuard
 from example_service.endpoints import ComputeFibonacci, Info, Readyz, healthz
 from example_service.faults import Faults
 from example_service.fibonacci import IMPLEMENTATION
@@ -24,19 +23,16 @@ log = logging.getLogger(__name__)
 
 
 class Service:
-    def __init__(self, settings: Settings, max_connections: int, log_output: LogOutput) -> None:
+    def __init__(self, settings: Settings, log_output: LogOutput) -> None:
         self.settings = settings
         self.lifecycle = Lifecycle()
         cgroup = CgroupReader(cgroup_root=settings.cgroup_root, procfs_root=settings.procfs_root)
-        connections = Connections(settings.port)
-        self.limit_guard = LimitGuard(connections, max_connections)
         metrics = build_registry(
             lifecycle=self.lifecycle,
             log_output=log_output,
             cgroup=cgroup,
             sysfs_root=settings.sysfs_root,
             demo_readings=settings.demo_readings,
-            connections=ConnectionsCollector(connections, self.limit_guard),
             request_metrics=settings.request_metrics,
         )
         self.workload = Workload(
@@ -48,7 +44,7 @@ class Service:
         if IMPLEMENTATION == "python":
             log.warning(
                 "the compiled modules are not installed (built without a C compiler?): "
-                "fib runs in Python, about 30 times slower, and access lines cost twice as much",
+                "fib runs in Python, about 30 times slower",
                 extra={"fib": IMPLEMENTATION},
             )
         faults = Faults(settings.fault_error_ratio, settings.fault_latency)
@@ -89,7 +85,6 @@ class Service:
         )
 
     def started(self) -> None:
-        self.limit_guard.start()
         log.info(
             "started",
             extra={
@@ -103,9 +98,5 @@ class Service:
     def draining(self) -> None:
         self.lifecycle.phase = Phase.DRAINING
 
-    def stop_accepting(self) -> None:
-        self.limit_guard.stop()
-
     def close(self) -> None:
-        self.limit_guard.stop()
         self.workload.close()

@@ -218,7 +218,7 @@ class Settings:
     max_connections: int = setting(
         10_000,
         integer(16, 1_000_000),
-        "client connections held open at once; past it new ones are closed at once",
+        "client connections held open at once; past it new ones wait in the listen queue",
     )
     max_queue: int = setting(
         4,

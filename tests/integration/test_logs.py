@@ -3,16 +3,24 @@ access log under load and behind a blocked stdout."""
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import select
 import signal
 import socket
 import subprocess
 import threading
+import time
 
 import httpx
 from support.ports import free_port
 from support.service import EXECUTABLE, StartService, service_environment
 from support.waiting import wait_for
+
+F_SETPIPE_SZ = 1031  # from <linux/fcntl.h>
+DROPPED = "example_service_log_lines_dropped_total"
+DROP_WARNING = "stdout did not take log lines in time: lines dropped"
 
 
 def test_every_line_is_json_with_start_up_and_access_entries(start_service: StartService) -> None:
@@ -167,3 +175,111 @@ def test_a_blocked_stdout_drops_lines_and_never_stalls_a_request() -> None:
     access = [e for e in entries if e["logger"] == "example_service.access"]
     # Every request has its line or is counted as dropped (the last scrape's line is written).
     assert len(access) + total_dropped == requests
+
+
+def whole(line: bytes) -> bool:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(entry, dict) and {"time", "level", "logger", "message"} <= set(entry)
+
+
+class SlowReader:
+    """A log collector's end of a pipe: reads a little at a time until told to catch up."""
+
+    def __init__(self, fd: int, chunk: int = 1024, pause: float = 0.01) -> None:
+        self.data = bytearray()
+        self.catch_up = threading.Event()
+        self._fd, self._chunk, self._pause = fd, chunk, pause
+        self._thread = threading.Thread(target=self._run)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            if not select.select([self._fd], [], [], 1)[0]:
+                continue
+            chunk = os.read(self._fd, 1 << 20 if self.catch_up.is_set() else self._chunk)
+            if not chunk:  # every writer has closed: the service has exited
+                return
+            self.data += chunk
+            if not self.catch_up.is_set():
+                time.sleep(self._pause)  # the collector's pace, not a wait for anything
+
+    def join(self, timeout: float) -> None:
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), "stdout was never closed"
+
+
+def test_a_non_blocking_stdout_gets_whole_lines_and_an_exact_count_of_drops() -> None:
+    """stdout an O_NONBLOCK pipe of one page, drained slowly (some collectors hand one over):
+    writes are partial and meet EAGAIN; every line still arrives whole or is counted."""
+    port = free_port()
+    read, write = os.pipe()
+    fcntl.fcntl(write, F_SETPIPE_SZ, 4096)
+    os.set_blocking(write, False)
+    try:
+        process = subprocess.Popen(
+            [EXECUTABLE, "--host", "127.0.0.1", "--port", str(port), "--drain-delay", "0"],
+            stdout=write,
+            stderr=subprocess.DEVNULL,
+            env=service_environment(),
+        )
+    finally:
+        os.close(write)
+    reader = SlowReader(read)
+    url = f"http://127.0.0.1:{port}"
+    requests = 0
+
+    def get(path: str) -> httpx.Response:
+        nonlocal requests
+        response = httpx.get(f"{url}{path}", timeout=5)
+        requests += 1  # answered, so logged or counted
+        return response
+
+    def dropped() -> float:
+        for line in get("/metrics").text.splitlines():
+            if line.startswith(f"{DROPPED} "):
+                return float(line.split()[1])
+        raise AssertionError(f"no {DROPPED} on /metrics")
+
+    try:
+        wait_for(lambda: get("/readyz").status_code == 200, 10, "the service to be ready")
+        # A first scrape logs its warnings (a reading unavailable here, once) before the load:
+        # every line dropped below is then an access line.
+        assert dropped() == 0
+        # Far more than the reader takes meanwhile and than the 2 MiB kept in memory.
+        for _ in range(8):
+            assert pipelined(port, "/healthz", 2500) == 2500
+            requests += 2500
+        assert dropped() > 0, "nothing dropped: the test no longer reaches the bound"
+        reader.catch_up.set()
+        # Caught up once a request's line arrives: nothing is dropped after that, so the
+        # count read then is the last.
+        wait_for(
+            lambda: get("/info").status_code == 200 and b'"route": "/info"' in reader.data,
+            10,
+            "a line written after the load to arrive",
+        )
+        total_dropped = dropped()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0
+        reader.join(10)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+        reader.catch_up.set()
+        reader.join(10)
+        os.close(read)
+    lines = bytes(reader.data).split(b"\n")
+    assert lines.pop() == b"", "the last line is not whole"
+    # A torn line is not JSON, or is two lines' halves glued together.
+    torn = [line for line in lines if not whole(line)]
+    assert not torn, f"{len(torn)} torn lines of {len(lines)}, the first {torn[0]!r}"
+    entries = [json.loads(line) for line in lines]
+    access = [e for e in entries if e["logger"] == "example_service.access"]
+    assert len(access) + total_dropped == requests
+    # Every episode of drops is reported, the warning itself never dropped.
+    warnings = [e["dropped"] for e in entries if e["message"] == DROP_WARNING]
+    assert sum(warnings) == total_dropped

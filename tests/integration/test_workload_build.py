@@ -1,4 +1,4 @@
-"""The compiled modules (the workload, the access line) in the real service, and the Python
+"""The compiled module (the workload) in the real service, and the Python
 fallback that a build without a C compiler installs: the package is built that way here and
 the service run from it."""
 
@@ -20,7 +20,7 @@ from support.waiting import wait_for
 
 FALLBACK_WARNING = (
     "the compiled modules are not installed (built without a C compiler?): "
-    "fib runs in Python, about 30 times slower, and access lines cost twice as much"
+    "fib runs in Python, about 30 times slower"
 )
 
 
@@ -71,7 +71,7 @@ def test_without_a_compiler_it_runs_python_and_warns_once(
     service = start_service("--num", "22", env={"PYTHONPATH": str(python_only_package)})
     assert service.metric('example_service_build_info{fib="python",version="1.0.0"}') == 1
     assert service.get("/abc").text == "there is env NUM. Computation succeeded\n"
-    # The Python builder writes the access lines, after the warning.
+    # Once an access line is written, the warning before it is too.
     wait_for(lambda: '"route": "/abc"' in "".join(service.lines()), 5, "the access line")
     warnings = [e for e in service.logs() if e["message"] == FALLBACK_WARNING]
     assert [(e["level"], e["fib"]) for e in warnings] == [("warning", "python")]

@@ -1,5 +1,5 @@
-"""An access line is, to the character, what the JSON formatter writes for the same record,
-whether the compiled builder makes it or the Python one."""
+"""An access line is, to the character, what the JSON formatter writes for the same record;
+the parts it keeps are bounded whatever methods clients send."""
 
 from __future__ import annotations
 
@@ -8,39 +8,20 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
 
 import pytest
-from support.compiler import c_compiler_present
 from support.fake_rsgi import FakeScope as Scope
 
-from example_service import access_log
-from example_service.app import Observer
+from example_service.access_log import KEPT_METHODS, AccessLog
 from example_service.log_output import LogOutput
 from example_service.logs import JsonFormatter
 
-Builder = Callable[[LogOutput], Observer]
 
-
-@pytest.fixture(params=["compiled", "python"])
-def builder(request: pytest.FixtureRequest) -> Builder:
-    if request.param == "python":
-        return access_log.InterpretedAccessLog
-    try:
-        from example_service._access_log import AccessLog
-    except ImportError:
-        if c_compiler_present():
-            pytest.fail("a C compiler is here, yet the build left no compiled access log")
-        pytest.skip("no C compiler here: the build installed the Python builder alone")
-    assert access_log.AccessLog is AccessLog
-    return AccessLog
-
-
-def access_line(builder: Builder, scope: Scope, route: str, status: int, seconds: float) -> str:
+def access_line(scope: Scope, route: str, status: int, seconds: float) -> str:
     read, write = os.pipe()
     try:
         output = LogOutput(write)
-        builder(output).record(scope, route, status, seconds)
+        AccessLog(output).record(scope, route, status, seconds)
         output.close()
         return os.read(read, 1 << 16).decode()
     finally:
@@ -81,8 +62,18 @@ def formatter_line(line: str, scope: Scope, route: str, status: int, seconds: fl
         (Scope(method="X" * 2000, client="127.0.0.1:3"), "/abc", 405, 0.001),
     ],
 )
-def test_the_line_is_the_formatters(
-    builder: Builder, scope: Scope, route: str, status: int, seconds: float
-) -> None:
-    line = access_line(builder, scope, route, status, seconds)
+def test_the_line_is_the_formatters(scope: Scope, route: str, status: int, seconds: float) -> None:
+    line = access_line(scope, route, status, seconds)
     assert line == formatter_line(line, scope, route, status, seconds)
+
+
+def test_made_up_methods_and_clients_are_not_kept() -> None:
+    with open(os.devnull, "wb") as devnull:
+        output = LogOutput(devnull.fileno())
+        log = AccessLog(output)
+        for i in range(1000):
+            log.record(Scope(method=f"M{i}", client="10.0.0.1:1"), "/abc", 405, 0.001)
+            log.record(Scope(method="GET", client=f"10.0.0.{i % 256}:{i}"), "/abc", 200, 0.001)
+        output.close()
+    assert len(log._middles) == 1
+    assert {method for method, _, _ in log._middles} <= KEPT_METHODS

@@ -104,3 +104,43 @@ def test_a_reader_that_is_gone_costs_drops_not_an_error() -> None:
     output.close()
     os.close(write)
     assert output.dropped == 1
+
+
+def test_a_non_blocking_pipe_gets_whole_lines_and_an_exact_count_of_drops(
+    pipe: tuple[int, int],
+) -> None:
+    """A full O_NONBLOCK pipe answers EAGAIN, often after taking part of a write: the writer
+    finishes the write once the pipe has room, and drops only whole lines, counted."""
+    read, write = pipe
+    fcntl.fcntl(write, F_SETPIPE_SZ, 4096)
+    os.set_blocking(write, False)
+    output = LogOutput(write, flush_interval=0.01, capacity_bytes=50_000)
+    received = bytearray()
+    catch_up = threading.Event()
+
+    def slow_reader() -> None:
+        while not received.endswith(b"last\n"):
+            if select.select([read], [], [], 5)[0]:
+                received.extend(os.read(read, 1 << 20 if catch_up.is_set() else 512))
+                if not catch_up.is_set():
+                    time.sleep(0.001)  # the collector's pace
+
+    reader = threading.Thread(target=slow_reader)
+    reader.start()
+    # Faster than the reader, across many flushes: the pipe is found full again and again.
+    lines = [f"line {i:05d} ".encode() + b"x" * 80 + b"\n" for i in range(20_000)]
+    for i, line in enumerate(lines):
+        output.write(line)
+        if i % 100 == 0:
+            time.sleep(0.001)  # the service's pace
+    assert output.dropped, "nothing dropped: the test no longer reaches the bound"
+    catch_up.set()
+    output.write(b"last\n")
+    reader.join(10)
+    output.close()
+    arrived = bytes(received).splitlines(keepends=True)
+    torn = [line for line in arrived if line not in {*lines, b"last\n"}]
+    assert not torn, f"{len(torn)} torn lines, the first {torn[0]!r}"
+    assert arrived.pop() == b"last\n"
+    assert arrived == sorted(arrived), "lines out of order"
+    assert len(arrived) + output.dropped == len(lines)

@@ -7,10 +7,8 @@ from prometheus_client import generate_latest
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from support.fake_rsgi import FakeScope
-from support.ports import free_port
 from support.readings import FIXTURES
 
-from example_service.connections import Connections, ConnectionsCollector, LimitGuard
 from example_service.lifecycle import Lifecycle
 from example_service.log_output import LogOutput
 from example_service.metrics.exposition import Page
@@ -21,14 +19,12 @@ CGROUP = FIXTURES / "cgroup-v2-limits"
 
 
 def build(*, demo_readings: bool = False, request_metrics: bool = True) -> Metrics:
-    connections = Connections(free_port())
     return build_registry(
         lifecycle=Lifecycle(),
         log_output=LogOutput(),
         cgroup=CgroupReader(cgroup_root=CGROUP / "sys/fs/cgroup", procfs_root=CGROUP / "proc"),
         sysfs_root=FIXTURES / "server/sys",
         demo_readings=demo_readings,
-        connections=ConnectionsCollector(connections, LimitGuard(connections, 100)),
         request_metrics=request_metrics,
     )
 
@@ -61,8 +57,6 @@ def test_every_family_in_page_order() -> None:
         "example_service_http_requests_in_flight",
         "example_service_log_lines_dropped",
         "example_service_requests_shed",
-        "example_service_connections_open",
-        "example_service_connections_closed_at_limit",
         "request",
         "request_latency_seconds",
         "http_requests",

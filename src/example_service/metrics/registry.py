@@ -17,7 +17,6 @@ from prometheus_client import (
 
 from example_service import __version__
 from example_service.app import Observer
-from example_service.connections import ConnectionsCollector
 from example_service.fibonacci import IMPLEMENTATION
 from example_service.lifecycle import Lifecycle
 from example_service.log_output import LogOutput
@@ -52,11 +51,10 @@ def build_registry(
     cgroup: CgroupReader,
     sysfs_root: Path,
     demo_readings: bool,
-    connections: ConnectionsCollector,
     request_metrics: bool,
 ) -> Metrics:
     """prometheus-client's process, platform and GC collectors, the build, the requests in
-    flight, the log lines dropped, the requests shed, the connections, and the lab's and the
+    flight, the log lines dropped, the requests shed, and the lab's and the
     per-route request families unless request_metrics is off (then no request is observed,
     and the families are absent rather than frozen at 0); beside them, the system readings
     (the lab's hand-set figures with demo_readings)."""
@@ -81,7 +79,6 @@ def build_registry(
         ("reason",),
     )
     registry.register(shed)
-    registry.register(connections)
     if not request_metrics:
         return Metrics(registry, readings, (), shed)
     lab, requests = LabMetrics(), RequestMetrics()

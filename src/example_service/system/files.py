@@ -17,10 +17,6 @@ from typing import NamedTuple
 _ABSENT = frozenset({errno.ENOENT, errno.ENODEV, errno.ENODATA, errno.ENOTDIR})
 
 _CHUNK = 65536
-# The descriptors the readers keep open from one reading to the next (files, never sockets):
-# the connections count, which looks at every descriptor of the process, skips them
-# (connections.py). Added once kept, removed before being closed.
-KEPT_DESCRIPTORS: set[int] = set()
 _SHOWN_TEXT = 40
 
 
@@ -79,7 +75,7 @@ class OpenFiles:
                     return text
             except OSError:
                 pass
-            _forget(fd)
+            os.close(fd)
         fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
         try:
             text = read_at(fd)
@@ -93,20 +89,14 @@ class OpenFiles:
         if len(self._open) < self._limit:
             self._open[path] = fd
             self._read.add(path)
-            KEPT_DESCRIPTORS.add(fd)
         else:
             os.close(fd)
 
     def reading_done(self) -> None:
         """Closes the files this reading did not read: their devices may be gone."""
         for path in [path for path in self._open if path not in self._read]:
-            _forget(self._open.pop(path))
+            os.close(self._open.pop(path))
         self._read.clear()
-
-
-def _forget(fd: int) -> None:
-    KEPT_DESCRIPTORS.discard(fd)
-    os.close(fd)
 
 
 class Directory(NamedTuple):

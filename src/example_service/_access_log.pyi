@@ -1,6 +1,0 @@
-from example_service.log_output import LogOutput
-from example_service.rsgi import Scope
-
-class AccessLog:
-    def __init__(self, output: LogOutput) -> None: ...
-    def record(self, scope: Scope, route: str, status: int, seconds: float) -> None: ...
