@@ -22,6 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.binaries import require
 from support.service import StartService
 
+from example_service.stack.config import Addresses, Intervals, prometheus_config
+
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "deploy" / "prometheus" / "rules"
 RULE_TESTS_DIR = REPO / "deploy" / "prometheus" / "tests"
@@ -208,6 +210,25 @@ def test_every_runbook_section_tells_users_impact_the_fix_check_and_the_panel() 
         if rule["annotations"]["dashboard_url"] not in section:
             problems.append(f"{name}: its runbook section does not link its dashboard_url")
     assert not problems, "\n".join(problems)
+
+
+def test_every_prometheus_configuration_scrapes_what_the_monitoring_rules_read() -> None:
+    """The monitoring group reads Prometheus' and Alertmanager's own metrics by job name:
+    the in-cluster, Compose and local-stack configurations all scrape both under it."""
+    monitoring = next(g for g in rule_groups() if g["name"] == "example-service.monitoring")
+    jobs = {
+        job for rule in monitoring["rules"] for job in re.findall(r'job="([^"]+)"', rule["expr"])
+    }
+    assert jobs == {"prometheus", "alertmanager"}
+    addresses = Addresses(["127.0.0.1:5566"], "127.0.0.1:9090", "127.0.0.1:9093", "127.0.0.1:9091")
+    configurations = {
+        "kubernetes": load_yaml(REPO / "deploy/kubernetes/components/monitoring/prometheus.yml"),
+        "compose": load_yaml(REPO / "deploy/compose/prometheus.yml"),
+        "stack": json.loads(prometheus_config(addresses, [], Intervals())),
+    }
+    for name, configuration in configurations.items():
+        scraped = {job["job_name"] for job in configuration["scrape_configs"]}
+        assert jobs <= scraped, f"{name} does not scrape {sorted(jobs - scraped)}"
 
 
 def test_two_level_alerts_differ_only_in_severity_threshold_and_for() -> None:
