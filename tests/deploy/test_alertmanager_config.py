@@ -102,8 +102,10 @@ def alert_label_sets() -> Iterator[tuple[str, dict[str, str]]]:
     "labels", [labels for _, labels in alert_label_sets()], ids=[n for n, _ in alert_label_sets()]
 )
 def test_every_alert_reaches_its_severity_receiver(amtool: str, labels: dict[str, str]) -> None:
-    # The receivers are named after the severities they serve.
-    routes_test(amtool, {"job": "example-service", **labels}, [labels["severity"]])
+    # The receivers are named after the severities they serve; the heartbeat's is the dead
+    # man's switch.
+    receiver = "deadmansswitch" if labels["severity"] == "none" else labels["severity"]
+    routes_test(amtool, {"job": "example-service", **labels}, [receiver])
 
 
 def test_webhook_url_is_written_once() -> None:
@@ -191,18 +193,28 @@ def test_inhibition(alertmanager: str) -> None:
     # (alert, whether the inhibition must suppress it)
     cases = [
         # Two levels of one symptom: the critical suppresses the warning.
-        (alert("ExampleServiceErrorRatioHigh", "critical", route="/abc"), False),
-        (alert("ExampleServiceErrorRatioHigh", "warning", route="/abc"), True),
+        (alert("ExampleServiceErrorBudgetBurn", "critical", route="/abc"), False),
+        (alert("ExampleServiceErrorBudgetBurn", "warning", route="/abc"), True),
         # Same alert, different replica: not the same thing, no suppression.
         (alert("ExampleServiceMemoryNearLimit", "critical", **replica_a), False),
         (alert("ExampleServiceMemoryNearLimit", "warning", **replica_b), False),
         # A warning without its critical twin stays.
-        (alert("ExampleServiceLatencyP99High", "warning", quantile="0.99"), False),
+        (alert("ExampleServiceLatencyBudgetBurn", "warning"), False),
         # Every replica gone: the per-replica alerts add nothing.
         (alert("ExampleServiceAllReplicasDown", "critical"), False),
         (alert("ExampleServiceReplicaDown", "warning", **replica_a), True),
         # Another service's replica is not covered by this one's AllReplicasDown.
         (alert("ExampleServiceReplicaDown", "warning", **replica_b, job="other"), False),
+        # Per namespace: prod down silences prod's replica and capacity warnings, never
+        # staging's.
+        (alert("ExampleServiceAllReplicasDown", "critical", namespace="prod"), False),
+        (alert("ExampleServiceReplicaDown", "warning", **replica_a, namespace="prod"), True),
+        (alert("ExampleServiceReplicasBelowFloor", "warning", namespace="prod"), True),
+        (alert("ExampleServiceCrashLooping", "warning", **replica_b, namespace="prod"), True),
+        (alert("ExampleServiceReplicaDown", "warning", **replica_a, namespace="staging"), False),
+        (alert("ExampleServiceReplicasBelowFloor", "warning", namespace="staging"), False),
+        # Not a capacity alert of that deployment: stays.
+        (alert("ExampleServiceOOMKills", "warning", **replica_a, namespace="prod"), False),
     ]
     http_json(f"{alertmanager}/api/v2/alerts", [a for a, _ in cases])
 

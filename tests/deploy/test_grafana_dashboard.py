@@ -64,8 +64,16 @@ SERVICE_SERIES = {
     "process_resident_memory_bytes",
     "process_virtual_memory_bytes",
     "process_start_time_seconds",
+    "example_service_requests_shed_total",
 }
-PROMETHEUS_SERIES = {"up", "ALERTS", "ALERTS_FOR_STATE"}
+PROMETHEUS_SERIES = {
+    "up",
+    "ALERTS",
+    "ALERTS_FOR_STATE",
+    "prometheus_rule_evaluation_failures_total",
+    "prometheus_notifications_alertmanagers_discovered",
+    "alertmanager_notifications_failed_total",
+}
 # A name directly before a selector's brace: the metric a selector reads.
 SELECTOR_NAME = re.compile(r"([a-zA-Z_:][a-zA-Z0-9_:]*)\s*\{")
 
@@ -175,6 +183,13 @@ def test_dashboard_shows_what_the_issue_asks_for() -> None:
         "hd_errors_total",
         "example_service_cgroup_cpu_throttled_periods_total",
         "example_service_cgroup_memory_working_set_bytes",
+        # what the runbook relies on: refusals, restarts, burn rate, replicas, the pipeline
+        "example_service_requests_shed_total",
+        "changes(process_start_time_seconds",
+        "job_route:http_requests_5xx_per_requests:ratio_rate1h",
+        "job:request_slower_than_1s_per_requests:ratio_rate1h",
+        "job_namespace:replicas:floor",
+        'ALERTS{alertname="Watchdog"',
     ):
         assert needle in exprs, f"no panel queries {needle!r}"
     heatmaps = [p for p in panels if p["type"] == "heatmap"]

@@ -1,4 +1,4 @@
-"""Fault injection makes the error-ratio alert fire through Alertmanager and the latency
+"""Fault injection makes the error budget's page fire through Alertmanager and the latency
 recording rule rise; both settle once the faults are off."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
-ERROR_RATIO = "ExampleServiceErrorRatioHigh"
+ERROR_BUDGET = "ExampleServiceErrorBudgetBurn"
 P99 = 'job_quantile:request_latency_seconds:histogram_quantile_rate5m{quantile="0.99"}'
 
 
@@ -43,23 +43,23 @@ def traffic(lab: Lab) -> Iterator[None]:
 
 def notified(lab: Lab, status: str) -> list[dict[str, object]]:
     return [
-        a for a in lab.webhook.alerts(status, ERROR_RATIO) if a["labels"]["severity"] == "critical"
+        a for a in lab.webhook.alerts(status, ERROR_BUDGET) if a["labels"]["severity"] == "critical"
     ]  # type: ignore[index]
 
 
-def test_faults_fire_the_error_ratio_alert_and_raise_p99_then_resolve(
+def test_faults_fire_the_error_budget_page_and_raise_p99_then_resolve(
     lab: Lab, traffic: None
 ) -> None:
     lab.stack.restart_replica(0, ("--fault-error-ratio", "0.5", "--fault-latency-ms", "1500"))
     try:
-        wait_for(lambda: notified(lab, "firing"), 90, "the error-ratio alert at the webhook")
+        wait_for(lambda: notified(lab, "firing"), 90, "the error budget's page at the webhook")
     except AssertionError:
         raise AssertionError(json.dumps(lab.webhook.notifications, indent=1)[-3000:]) from None
     wait_for(lambda: (lab.prometheus.value(P99) or 0) > 1, 60, "the p99 recording rule above 1 s")
-    # The inhibition: while the critical alert fires, its warning twin is not sent.
+    # The inhibition: while the page fires, its ticket twin is not sent.
     warnings = [
         a
-        for a in lab.webhook.alerts("firing", ERROR_RATIO)
+        for a in lab.webhook.alerts("firing", ERROR_BUDGET)
         if a["labels"]["severity"] == "warning"  # type: ignore[index]
     ]
     assert warnings == []

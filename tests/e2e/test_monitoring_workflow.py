@@ -5,6 +5,7 @@ workflow)."""
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -119,3 +120,31 @@ def test_replica_down_alert_fires_and_resolves_through_alertmanager(lab: Lab) ->
         raise AssertionError(
             "notifications so far: " + json.dumps(lab.webhook.notifications, indent=1)[-3000:]
         ) from None
+
+
+def test_watchdog_reaches_the_dead_mans_switch_receiver_only(lab: Lab) -> None:
+    """The always-firing Watchdog goes from the rules through Alertmanager to the webhook, on
+    the deadmansswitch receiver, and never on a person's receiver."""
+
+    def watchdog(notification: dict[str, Any]) -> bool:
+        return any(
+            alert["labels"].get("alertname") == "Watchdog" and alert["status"] == "firing"
+            for alert in notification["alerts"]
+        )
+
+    def arrived() -> list[dict[str, Any]]:
+        return [
+            n
+            for n in list(lab.webhook.notifications)
+            if n["receiver"] == "deadmansswitch" and watchdog(n)
+        ]
+
+    try:
+        notification = wait_for(arrived, 60, "the Watchdog at the deadmansswitch receiver")[0]
+    except AssertionError:
+        raise AssertionError(
+            "notifications so far: " + json.dumps(lab.webhook.notifications, indent=1)[-3000:]
+        ) from None
+    assert notification["alerts"][0]["annotations"]["runbook_url"].endswith("#watchdog")
+    elsewhere = [n["receiver"] for n in lab.webhook.notifications if watchdog(n)]
+    assert set(elsewhere) == {"deadmansswitch"}

@@ -115,19 +115,18 @@ def test_every_source_broken_leaves_the_rest_of_the_page(
     assert any(line.startswith("process_resident_memory_bytes ") for line in lines)
     assert any(line.startswith("python_info{") for line in lines)
     assert any(line.startswith("python_gc_objects_collected_total{") for line in lines)
-    # Nothing made up: the only readings left say that nothing could be read.
+    # Nothing made up: the only readings left say that nothing could be read. Without
+    # sensors or ext4 the machine may just not have them (no sample); sysfs without block/
+    # and no cgroup are failures.
     assert [line for line in lines if line.startswith(("example_service_", "cpu_", "hd_"))] == [
         "example_service_demo_readings 0.0",
-        'example_service_source_up{source="cpu_temperature"} 0.0',
         'example_service_source_up{source="disk_errors"} 0.0',
-        'example_service_source_up{source="ext4_errors"} 0.0',
         'example_service_source_up{source="cgroup"} 0.0',
     ]
-    # One warning per source, not one per scrape.
+    # One warning per source, not one per scrape; a kernel without ext4 is nothing to warn of.
     assert [message.split(" readings")[0] for _, message in records(caplog)] == [
         "cpu_temperature",
         "disk_errors",
-        "ext4_errors",
         "cgroup",
     ]
 

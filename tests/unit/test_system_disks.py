@@ -96,3 +96,19 @@ def test_entries_without_a_counter_are_not_tried_again_until_replaced(
     (sysfs / "block/new").symlink_to(os.readlink(sysfs / "block/sdb"))
     (sysfs / "block/new").replace(sysfs / "block/dm-0")
     assert DeviceCount("/dev/dm-0", 31) in reader.read().counts
+
+
+def test_a_kernel_without_ext4_has_no_such_source_but_a_missing_block_directory_fails(
+    tmp_path: Path,
+) -> None:
+    """No fs/ext4 is a machine without ext4, not a fault; no block/ means a wrong sysfs root."""
+    sysfs = copy("vm", tmp_path)
+    shutil.rmtree(sysfs / "fs" / "ext4", ignore_errors=True)
+    assert ext4_errors(sysfs).read() == DeviceCounts((), (), present=False)
+    assert ext4_errors(sysfs).read().up
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    readings = disk_errors(empty).read()
+    assert readings.present
+    assert not readings.up
+    assert readings.problems == (f"{empty}/block: No such file or directory",)

@@ -38,11 +38,13 @@ def test_each_machine_has_its_cpu_temperature(machine: str, cpu: float, sensors:
 
 
 def test_a_vm_without_sensors_is_down_and_says_where_it_looked() -> None:
+    """No sensor at all is a machine without one, not a failure: not present."""
     root = FIXTURES / "vm/sys"
     assert read(root) == Temperatures(
         cpu_celsius=None,
         sensors=(),
         problems=(f"no CPU temperature in {root}/class/hwmon or {root}/class/thermal",),
+        present=False,
     )
     assert not read(root).up
 
@@ -189,3 +191,16 @@ def test_unreadable_label_keeps_the_reading_and_is_read_again(tmp_path: Path) ->
     second = reader.read()
     assert second.sensors[0] == Sensor("coretemp.0", 1, "Package id 0", 50.0)
     assert second.problems == ()
+
+
+def test_a_cpu_sensor_that_fails_is_present_and_down(tmp_path: Path) -> None:
+    """A sensor that exists but cannot be read is a fault, unlike a machine without one."""
+    sysfs = tmp_path / "sys"
+    chip(sysfs, 0, "coretemp", {1: (50000, "Package id 0")})
+    sensor = next((sysfs / "devices").rglob("temp1_input"))
+    sensor.unlink()
+    sensor.mkdir()  # EISDIR: a directory where the file should be
+    reading = read(sysfs)
+    assert reading.present
+    assert not reading.up
+    assert any("temp1_input" in problem for problem in reading.problems)

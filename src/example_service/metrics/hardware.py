@@ -81,12 +81,18 @@ class HardwareCollector:
         if filesystems.counts:
             yield EXT4_ERRORS, _by_device(filesystems)
 
+        # A source this machine does not have (no CPU sensor, no ext4) has no sample: 0 is
+        # for a source that exists and failed, the only case worth an alert.
         yield (
             SOURCE_UP,
-            (
-                source_up(self._temperatures.name, temperatures.up),
-                source_up(self._disks.name, disks.up),
-                source_up(self._filesystems.name, filesystems.up),
+            tuple(
+                source_up(name, reading.up)
+                for name, reading in (
+                    (self._temperatures.name, temperatures),
+                    (self._disks.name, disks),
+                    (self._filesystems.name, filesystems),
+                )
+                if reading.present
             ),
         )
         yield DEMO_READINGS, (((), 0.0),)

@@ -20,10 +20,12 @@ class DeviceCount:
 @dataclass(frozen=True, slots=True)
 class DeviceCounts:
     """One reading of a count per device, in device name order; problems says what could
-    not be read, and why."""
+    not be read, and why. present is False when the machine has no such counts at all (a
+    kernel without ext4) and nothing failed."""
 
     counts: tuple[DeviceCount, ...]
     problems: tuple[str, ...]
+    present: bool = True
 
     @property
     def up(self) -> bool:
@@ -45,8 +47,13 @@ class DeviceCountReader:
     the device, and a device added again under the same name is a new entry, with an inode
     number sysfs never gave before (an ordinary filesystem, in a copied tree, may reuse one)."""
 
-    def __init__(self, *, sysfs_root: Path, directory: str, file: str, base: int) -> None:
+    def __init__(
+        self, *, sysfs_root: Path, directory: str, file: str, base: int, required: bool = True
+    ) -> None:
         self._directory = f"{sysfs_root}/{directory}"
+        # Whether a missing directory is a fault (a wrong sysfs root) or a machine without
+        # such devices (a kernel without ext4).
+        self._required = required
         self._file = file
         self._base = base
         self._without: set[tuple[str, int]] = set()
@@ -60,7 +67,8 @@ class DeviceCountReader:
         reads = Reads(self._files)
         counts = []
         without: set[tuple[str, int]] = set()
-        with reads.directory(self._directory, required=True) as opened:
+        with reads.directory(self._directory, required=self._required) as opened:
+            present = opened is not None or bool(reads.problems)
             for entry in sorted(reads.entries(opened)) if opened is not None else ():
                 if entry in self._without:
                     without.add(entry)
@@ -75,7 +83,7 @@ class DeviceCountReader:
         # Only the entries listed now: the set cannot grow as devices come and go.
         self._without = without
         self._files.reading_done()
-        return DeviceCounts(tuple(counts), tuple(reads.problems))
+        return DeviceCounts(tuple(counts), tuple(reads.problems), present)
 
 
 def disk_errors(sysfs_root: Path) -> DeviceCountReader:
@@ -88,5 +96,5 @@ def disk_errors(sysfs_root: Path) -> DeviceCountReader:
 def ext4_errors(sysfs_root: Path) -> DeviceCountReader:
     """Errors ext4 recorded in each filesystem's superblock."""
     return DeviceCountReader(
-        sysfs_root=sysfs_root, directory="fs/ext4", file="errors_count", base=10
+        sysfs_root=sysfs_root, directory="fs/ext4", file="errors_count", base=10, required=False
     )

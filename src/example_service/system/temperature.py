@@ -53,6 +53,9 @@ class Temperatures:
     cpu_celsius: float | None
     sensors: tuple[Sensor, ...]
     problems: tuple[str, ...]
+    # False when the machine has no CPU sensor and nothing failed (most virtual machines):
+    # no reading, and no fault either.
+    present: bool = True
 
     @property
     def up(self) -> bool:
@@ -113,11 +116,17 @@ class TemperatureReader:
     def read(self) -> Temperatures:
         reads = Reads(self._files)
         cpu, sensors = self._temperatures(reads)
+        present = cpu is not None or bool(reads.problems)
+        if cpu is None:
+            reads.note(
+                f"no CPU temperature in {self._root}/class/hwmon or {self._root}/class/thermal"
+            )
         self._files.reading_done()
         return Temperatures(
             cpu_celsius=cpu,
             sensors=tuple(sorted(sensors, key=lambda sensor: (sensor.chip, sensor.channel))),
             problems=tuple(reads.problems),
+            present=present,
         )
 
     def _temperatures(self, reads: Reads) -> tuple[float | None, list[Sensor]]:
@@ -161,7 +170,6 @@ class TemperatureReader:
             values = [zone.celsius for zone in zones if zone.name in tier]
             if values:
                 return max(values), sensors
-        reads.note(f"no CPU temperature in {self._root}/class/hwmon or {self._root}/class/thermal")
         return None, sensors
 
     def _zones(self, reads: Reads) -> list[Sensor]:
