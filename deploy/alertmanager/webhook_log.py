@@ -7,6 +7,10 @@ what was sent. The standard library only: it runs on any Python image, the servi
 included.
 
     python webhook_log.py [HOST [PORT]]       (default 127.0.0.1 5001)
+
+GET /healthz answers 200 once the server is serving: the kubelet's probe. The kubelet
+connects to the pod's IP, not to its loopback, so in a pod the sink listens on 0.0.0.0 (the
+manifests pass it); no NetworkPolicy rule lets another pod reach the port.
 """
 
 from __future__ import annotations
@@ -18,6 +22,13 @@ from types import FrameType
 
 
 class Sink(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        # Answered by the serving loop itself: a wedged server fails the probe, where a bare
+        # TCP connect would still be accepted by the kernel's backlog.
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length", 0))
         print(self.rfile.read(length).decode("utf-8", "replace").strip(), flush=True)
