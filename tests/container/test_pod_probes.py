@@ -211,65 +211,72 @@ def notifications(podman: Podman, container: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in output.splitlines() if line.startswith("{")]
 
 
-@pytest.mark.parametrize("render", DEPLOYMENTS)
-def test_an_alert_posted_to_the_pod_ip_comes_out_in_the_sidecar_log(
-    podman: Podman,
-    played: Played,
-    manifests: dict[str, list[Manifest]],
-    render: str,
-    tmp_path: Path,
-) -> None:
-    pod = played[render][DEPLOYMENTS[render][1]]
-    spec = pod.deployment["spec"]["template"]["spec"]
+# Two alerts of one group (one name, two instances) and one of another group.
+COMMON = {"job": "example-service", "namespace": "lab", "severity": "critical"}
+SENT = [
+    COMMON | {"alertname": "PodProbeCheck", "instance": "10.0.0.1:5565"},
+    COMMON | {"alertname": "PodProbeCheck", "instance": "10.0.0.2:5565"},
+    COMMON | {"alertname": "PodProbeCheckOther", "instance": "10.0.0.1:5565"},
+]
+
+
+def alertmanager_config(pod: PlayedDeployment, manifests: list[Manifest]) -> str:
+    """alertmanager.yml as the pod reads it: the ConfigMap behind its `config` volume."""
+    volumes = pod.deployment["spec"]["template"]["spec"]["volumes"]
+    name = next(v["configMap"]["name"] for v in volumes if v["name"] == "config")
     (config_map,) = [
-        m
-        for m in manifests[render]
-        if m["kind"] == "ConfigMap"
-        and m["metadata"]["name"]
-        == next(v["configMap"]["name"] for v in spec["volumes"] if v["name"] == "config")
+        m for m in manifests if m["kind"] == "ConfigMap" and m["metadata"]["name"] == name
     ]
-    text = config_map["data"]["alertmanager.yml"]
-    config = yaml.safe_load(text)
-    (tmp_path / "alertmanager.yml").write_text(text, encoding="utf-8")
+    return str(config_map["data"]["alertmanager.yml"])
+
+
+def post_alerts(pod: PlayedDeployment) -> None:
     url = f"http://{pod.ip}:9093"
     wait_for(lambda: httpx.get(f"{url}/-/ready", timeout=2).status_code == 200, 60, url)
-
-    # Two alerts of one group (one name, two instances) and one of another group.
-    common = {"job": "example-service", "namespace": "lab", "severity": "critical"}
-    sent = [
-        common | {"alertname": "PodProbeCheck", "instance": "10.0.0.1:5565"},
-        common | {"alertname": "PodProbeCheck", "instance": "10.0.0.2:5565"},
-        common | {"alertname": "PodProbeCheckOther", "instance": "10.0.0.1:5565"},
-    ]
-    body = [{"labels": labels, "annotations": {"summary": "sent by the test"}} for labels in sent]
+    body = [{"labels": labels, "annotations": {"summary": "sent by the test"}} for labels in SENT]
     response = httpx.post(f"{url}/api/v2/alerts", json=body, timeout=10)
     assert response.status_code == 200, response.text
 
-    route = routed(config["route"], sent[0], {})
-    assert route["receiver"] == amtool_receiver(tmp_path / "alertmanager.yml", sent[0])
-    sidecar = pod.container_name("webhook-log")
-    names = {labels["alertname"] for labels in sent}
 
-    def delivered() -> list[dict[str, Any]] | None:
-        found = [
-            n for n in notifications(podman, sidecar) if n["groupLabels"].get("alertname") in names
-        ]
-        return found if len(found) >= len(names) else None
+def test_an_alert_posted_to_the_pod_ip_comes_out_in_the_sidecar_log(
+    podman: Podman, played: Played, manifests: dict[str, list[Manifest]], tmp_path: Path
+) -> None:
+    """Both renders' Alertmanagers get the alerts first, then both logs are read: their
+    group_waits run at once."""
+    pods = {render: played[render][DEPLOYMENTS[render][1]] for render in DEPLOYMENTS}
+    for pod in pods.values():
+        post_alerts(pod)
+    names = {labels["alertname"] for labels in SENT}
+    for render, pod in pods.items():
+        text = alertmanager_config(pod, manifests[render])
+        (tmp_path / f"{render}.yml").write_text(text, encoding="utf-8")
+        route = routed(yaml.safe_load(text)["route"], SENT[0], {})
+        assert route["receiver"] == amtool_receiver(tmp_path / f"{render}.yml", SENT[0])
+        sidecar = pod.container_name("webhook-log")
 
-    # Alertmanager holds a new group for group_wait before its first notification.
-    found = wait_for(delivered, seconds(route.get("group_wait", "30s")) + 30, f"{sidecar} log")
-    assert len(found) == len(names), found
-    for notification in found:
-        group = [
-            labels
-            for labels in sent
-            if labels["alertname"] == notification["groupLabels"]["alertname"]
-        ]
-        assert notification["receiver"] == route["receiver"]
-        assert notification["status"] == "firing"
-        assert notification["groupLabels"] == {
-            name: group[0][name] for name in route["group_by"] if name in group[0]
-        }
-        assert sorted(a["labels"]["instance"] for a in notification["alerts"]) == sorted(
-            labels["instance"] for labels in group
-        )
+        def delivered(sidecar: str = sidecar) -> list[dict[str, Any]] | None:
+            found = [
+                n
+                for n in notifications(podman, sidecar)
+                if n["groupLabels"].get("alertname") in names
+            ]
+            return found if len(found) >= len(names) else None
+
+        # Alertmanager holds a new group for group_wait before its first notification.
+        wait = seconds(route.get("group_wait", "30s")) + 30
+        found = wait_for(delivered, wait, f"{render}: the alerts in {sidecar}'s log")
+        assert len(found) == len(names), found
+        for notification in found:
+            group = [
+                labels
+                for labels in SENT
+                if labels["alertname"] == notification["groupLabels"]["alertname"]
+            ]
+            assert notification["receiver"] == route["receiver"], render
+            assert notification["status"] == "firing"
+            assert notification["groupLabels"] == {
+                name: group[0][name] for name in route["group_by"] if name in group[0]
+            }, render
+            assert sorted(a["labels"]["instance"] for a in notification["alerts"]) == sorted(
+                labels["instance"] for labels in group
+            ), render
