@@ -38,7 +38,7 @@ from kustomize_render import Manifest, render_on_top
 from support.base_image import BaseImage
 from support.kube_play import PlayedDeployment, kube_played_pods
 from support.podman import Podman
-from support.probes import Target, Verdict, setting, watch
+from support.probes import Target, Verdict, attempt, setting, watch
 from support.waiting import wait_for
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(600)]
@@ -132,6 +132,76 @@ def test_every_container_answers_its_probes_as_from_the_kubelet(
         # Ready, then probed again through the observation: liveness more than once.
         assert verdict.ready_after is not None, name
         assert verdict.probes_sent.get("livenessProbe", 0) >= OBSERVED_PERIODS, (name, verdict)
+
+
+def test_the_prober_sends_every_kind_and_sees_each_fail(podman: Podman, played: Played) -> None:
+    """The kinds the manifests do not use are sent as faithfully, and each kind fails where
+    a kubelet's would: among them, a listener on the pod's loopback only, which a TCP probe
+    to the pod's IP is refused and an exec probe inside the pod reaches."""
+    pod = played["lab"]["alertmanager"]
+    spec = pod.deployment["spec"]["template"]["spec"]
+    (sidecar,) = [c for c in spec["containers"] if c["name"] == "webhook-log"]
+    name = pod.container_name("webhook-log")
+    target = Target(sidecar, name, pod.ip, started_at=0.0)
+    listener = (
+        "import socket, time; s = socket.socket(); s.bind(('127.0.0.1', 5003)); s.listen();"
+        " time.sleep(600)"
+    )
+    podman("exec", "--detach", name, "python", "-c", listener)
+    connect = "import socket; socket.create_connection(('127.0.0.1', 5003), timeout=1)"
+    cases: list[tuple[dict[str, Any], bool]] = [
+        ({"tcpSocket": {"port": "webhook"}}, True),
+        ({"tcpSocket": {"port": 5002}}, False),
+        ({"httpGet": {"path": "/healthz", "port": 5001}}, True),
+        ({"httpGet": {"path": "/nowhere", "port": "webhook"}}, False),
+        ({"exec": {"command": ["python", "-c", "pass"]}}, True),
+        ({"exec": {"command": ["python", "-c", "raise SystemExit(3)"]}}, False),
+        ({"exec": {"command": ["sleep", "5"]}, "timeoutSeconds": 1}, False),
+        ({"exec": {"command": ["python", "-c", connect]}}, True),
+    ]
+    # The listener starts in its own time: the exec probe sees it first.
+    wait_for(lambda: attempt(target, cases[-1][0], 2, podman)[0], 10, "the loopback listener")
+    cases.append(({"tcpSocket": {"port": 5003}}, False))
+    for probe, expected in cases:
+        # A second more than the probe's timeout: podman exec's own start-up, which here is
+        # not what is under test (the sleep outlasts both).
+        ok, seen = attempt(target, probe, setting(probe, "timeoutSeconds") + 1, podman)
+        assert ok is expected, (probe, seen)
+
+
+def test_the_helm_test_pod_passes_against_the_played_service(
+    podman: Podman, played: Played, manifests: dict[str, list[Manifest]]
+) -> None:
+    """`helm test`'s pod, played beside the chart's service pod with the Service's address
+    swapped for the pod's (podman has no Service), runs as its manifest says and exits 0."""
+    (hook,) = [
+        m
+        for m in manifests["chart"]
+        if m["kind"] == "Pod" and "helm.sh/hook" in m["metadata"].get("annotations", {})
+    ]
+    service = played["chart"][DEPLOYMENTS["chart"][0]]
+    (container,) = hook["spec"]["containers"]
+    for variable in container["env"]:
+        if variable["name"] == "URL":
+            assert variable["value"] == f"http://{DEPLOYMENTS['chart'][0]}:80/abc"
+            variable["value"] = f"http://{service.ip}:5565/abc"
+    play_file = podman.directory / "helm-test-pod.yaml"
+    play_file.write_text(yaml.safe_dump(hook), encoding="utf-8")
+    name = f"{hook['metadata']['name']}-{container['name']}"
+    try:
+        podman("kube", "play", "--network", service.network, str(play_file), timeout=180)
+
+        def exited() -> str | None:
+            state = podman("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", name)
+            status, code = state.stdout.split()
+            return code if status in {"exited", "stopped"} else None
+
+        code = wait_for(exited, 60, f"{name} to exit", interval=0.2)
+        output = podman("logs", name).stdout
+        assert code == "0", output
+        assert "200 'there is env NUM. Computation succeeded\\n'" in output
+    finally:
+        podman("kube", "down", str(play_file), check=False, timeout=180)
 
 
 def logs(podman: Podman, played: Played) -> list[str]:

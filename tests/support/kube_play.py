@@ -131,6 +131,7 @@ class PlayedDeployment:
     deployment: Manifest  # as played
     pod: str  # podman's name of the pod
     ip: str  # the pod's address on the session's bridge, as a cluster's pod IP
+    network: str  # that bridge: another pod played on it reaches this one at ip
 
     def container_name(self, container: str) -> str:
         return f"{self.pod}-{container}"
@@ -192,7 +193,7 @@ def kube_played_pods(
                 f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}',
                 address,
             ).stdout.strip()
-            found[name] = PlayedDeployment(deployment, pods[name], ip)
+            found[name] = PlayedDeployment(deployment, pods[name], ip, network)
         yield found
     finally:
         for pod in pods.values():
