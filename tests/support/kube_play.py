@@ -14,6 +14,10 @@ offline, in tests/deploy). So this module polls the pod's readiness itself.
 Two things are fitted to one host, and only these: one replica (every replica would publish
 the same host port), and the Deployment's port published on a free loopback port (podman
 publishes a containerPort on the same port of every address otherwise).
+
+kube_played_pods() plays several Deployments at once the way a cluster networks them: one
+replica each, no port published, each pod reached at its IP on a bridge of their own (the
+probes of support/probes.py go there, as a kubelet's go to the pod's IP).
 """
 
 from __future__ import annotations
