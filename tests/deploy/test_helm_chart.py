@@ -828,10 +828,14 @@ def test_ingress() -> None:
 
 @pytest.mark.parametrize("kind", ["PodMonitor", "ServiceMonitor"])
 def test_operator_monitors(kind: str) -> None:
-    """Either monitor scrapes the service's pods with the operator overlay's relabelling, and
-    takes the scrape annotations away (one scrape per pod)."""
+    """Either monitor scrapes the service's pods with the operator overlay's relabelling; with
+    the chart's monitoring off it takes the scrape annotations away (one scrape per pod by an
+    operator's Prometheus), with it on they stay (the chart's Prometheus discovers by them)."""
     value = kind[0].lower() + kind[1:]
-    manifests = render_values({value: {"enabled": True, "labels": {"release": "kps"}}})
+    enabled = {value: {"enabled": True, "labels": {"release": "kps"}}}
+    alongside = service_pod(render_values(enabled))["metadata"]["annotations"]
+    assert alongside["prometheus.io/scrape"] == "true"
+    manifests = render_values({**enabled, "monitoring": {"enabled": False}})
     monitor = find(manifests, kind, RELEASE)
     assert monitor["metadata"]["labels"]["release"] == "kps"
     assert (
