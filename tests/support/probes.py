@@ -11,7 +11,9 @@ kubelet's part for one container of a played pod:
 - each probe attempt has the probe's timeoutSeconds, attempts are periodSeconds apart from
   initialDelaySeconds on, and successThreshold/failureThreshold count consecutive results,
   with the Kubernetes defaults where the manifest sets none;
-- the startup probe runs first, and liveness and readiness only once it has succeeded.
+- the startup probe runs first, and liveness and readiness only once it has succeeded;
+- one container's probes are sent one at a time, each at its own schedule (a kubelet runs
+  them side by side): a probe that times out delays the next one by at most its timeout.
 
 A container must become Ready within its startup budget, counted from its start: the startup
 probe's window where it has one, else the liveness probe's (the kubelet restarts the
