@@ -27,6 +27,13 @@ $(VENV)/.dev-installed: pyproject.toml $(VENV)/.run-installed
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev,load]'
 	touch $@
 
+# checkov and hadolint for tests/deploy/test_scanners.py, in a venv of their own (see the file).
+SCANNERS_LOCK := tests/deploy/scanners-requirements.txt
+$(VENV)/.scanners-installed: $(SCANNERS_LOCK) $(VENV)/.run-installed
+	$(PYTHON) -m venv $(VENV)/scanners
+	$(VENV)/scanners/bin/pip install -q --disable-pip-version-check -r $(SCANNERS_LOCK)
+	touch $@
+
 run: $(VENV)/.run-installed
 	$(BIN)/example-service --host $(HOST) --port $(PORT)
 
@@ -40,7 +47,7 @@ lint: $(VENV)/.dev-installed
 typecheck: $(VENV)/.dev-installed
 	$(BIN)/mypy
 
-test: $(VENV)/.dev-installed system-packages lint typecheck
+test: $(VENV)/.dev-installed $(VENV)/.scanners-installed system-packages lint typecheck
 	$(BIN)/pytest
 
 unit: $(VENV)/.dev-installed

@@ -7,6 +7,10 @@ what was sent. The standard library only: it runs on any Python image, the servi
 included.
 
     python webhook_log.py [HOST [PORT]]       (default 127.0.0.1 5001)
+
+GET /healthz answers 200 once the server is serving: the kubelet's probe. The kubelet
+connects to the pod's IP, not to its loopback, so in a pod the sink listens on 0.0.0.0 (the
+manifests pass it); no NetworkPolicy rule lets another pod reach the port.
 """
 
 from __future__ import annotations
@@ -16,13 +20,47 @@ import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
+# A notification holds every alert of its group: thousands of alerts with their annotations
+# stay well under this. Anything larger is refused before it is read, so that no request can
+# make the sidecar (32 MiB in its pod) hold it.
+MAX_BODY = 4 << 20
+
 
 class Sink(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:
-        length = int(self.headers.get("content-length", 0))
-        print(self.rfile.read(length).decode("utf-8", "replace").strip(), flush=True)
-        self.send_response(200)
+    # Seconds a connection may stay silent: a client that never sends its request does not
+    # hold a thread for ever.
+    timeout = 30
+
+    def do_GET(self) -> None:
+        # Answered by the serving loop itself: a wedged server fails the probe, where a bare
+        # TCP connect would still be accepted by the kernel's backlog.
+        self.send_response(200 if self.path == "/healthz" else 404)
+        self.send_header("content-length", "0")
         self.end_headers()
+
+    def do_POST(self) -> None:
+        declared = self.headers.get("content-length", "0")
+        if not declared.isdigit():
+            self.refuse(400, f"content-length {declared[:40]!r} is not a byte count")
+            return
+        if int(declared) > MAX_BODY:
+            self.refuse(413, f"a body of {declared} bytes is over the {MAX_BODY} accepted")
+            return
+        print(self.rfile.read(int(declared)).decode("utf-8", "replace").strip(), flush=True)
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def refuse(self, status: int, reason: str) -> None:
+        """Answer status with the reason, and close: the body was not read."""
+        body = f"{reason}\n".encode()
+        self.send_response(status)
+        self.send_header("content-type", "text/plain; charset=utf-8")
+        self.send_header("content-length", str(len(body)))
+        self.send_header("connection", "close")
+        self.end_headers()
+        self.wfile.write(body)
+        self.close_connection = True
 
     def log_message(self, format: str, *args: object) -> None:
         """The notifications are the output: no access log besides them."""

@@ -1,9 +1,10 @@
-"""The session's podman, the local base image, and the image built from a clean checkout.
+"""The session's podman, the local base image, the image built from a clean checkout, and
+Alertmanager's image from Debian's package.
 
 Everything here is made under a directory of the session's own and removed at the end,
 failure or not: containers, pods, networks, images and the storage itself. Only the base
-image and the build stage's cached layers outlive the session, in their cache
-(support/base_image.py, support/image_build.py).
+image, Alertmanager's image and the build stage's cached layers outlive the session, in
+their cache (support/base_image.py, support/image_build.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.base_image import BaseImage, base_image
+from support.base_image import BaseImage, alertmanager_image, base_image
 from support.image_build import build, build_stage_cache
 from support.podman import Podman
 from support.service_container import Container, StartContainer, start_container
@@ -27,8 +28,14 @@ def base() -> BaseImage:
 
 
 @pytest.fixture(scope="session")
-def podman(base: BaseImage) -> Iterator[Podman]:
-    stores = (base.store, build_stage_cache(base))
+def alertmanager() -> BaseImage:
+    """Debian's Alertmanager as an image, for the monitoring's Alertmanager pod."""
+    return alertmanager_image()
+
+
+@pytest.fixture(scope="session")
+def podman(base: BaseImage, alertmanager: BaseImage) -> Iterator[Podman]:
+    stores = (base.store, build_stage_cache(base), alertmanager.store)
     engine = Podman.create(Path(tempfile.gettempdir()), image_stores=stores)
     try:
         yield engine

@@ -1,7 +1,7 @@
 """Render the Helm chart with Helm's own engine (helm-python-sdk: Helm v4 as a library), offline.
 
 Every documented scenario is in SCENARIOS with its values file and the kustomize overlay it
-must equal; the tests render each one as `helm install -f FILE` would and look at the
+must equal, if any; the tests render each one as `helm install -f FILE` would and look at the
 objects. `render("default")` is the chart as `helm install example-service
 deploy/helm/example-service` applies it, e.g. for `podman kube play` of its Deployment:
 
@@ -30,12 +30,15 @@ RELEASE = "example-service"
 class Scenario:
     # None: the chart's defaults.
     values_file: Path | None
-    # The kustomize overlay that renders the same objects.
-    overlay: str
+    # The kustomize overlay that renders the same objects; None: no overlay does.
+    overlay: str | None
 
 
 SCENARIOS: dict[str, Scenario] = {
-    "default": Scenario(None, "lab"),
+    # Prometheus' UI inside the cluster only; the lab overlay puts it on a node port, as
+    # lab.yaml does.
+    "default": Scenario(None, None),
+    "lab": Scenario(VALUES_DIR / "lab.yaml", "lab"),
     "monitoring-off": Scenario(VALUES_DIR / "monitoring-off.yaml", "base"),
     "hpa-requests": Scenario(VALUES_DIR / "hpa-requests.yaml", "hpa-requests"),
     "host-sysfs": Scenario(VALUES_DIR / "host-sysfs.yaml", "host-sysfs"),

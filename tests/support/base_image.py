@@ -9,6 +9,11 @@ Making it costs a minute or more, so the image is kept in a store of the cache
 (~/.cache/example-service/base-image/KEY, support/image_cache.py), keyed by everything that
 goes into it: the mmdebstrap command, the apt sources and podman's version (which writes the
 store). Delete the directory to make it afresh, for example to pick up security updates.
+
+Alertmanager's image is made the same way from Debian's prometheus-alertmanager package
+(alertmanager_image()), for `podman kube play` of the monitoring's Alertmanager pod: the
+upstream image the manifests name cannot be pulled here. Its entrypoint is the binary, as
+upstream's is, so the pod runs with the manifest's own arguments.
 """
 
 from __future__ import annotations
@@ -25,6 +30,10 @@ from support.podman import Podman
 
 PACKAGES = ("python3", "python3-venv", "ca-certificates")
 NAME = "localhost/example-service-base"
+ALERTMANAGER_PACKAGES = ("prometheus-alertmanager",)
+ALERTMANAGER_NAME = "localhost/alertmanager"
+# Upstream's image runs /bin/alertmanager as its entrypoint, the manifests give the arguments.
+ALERTMANAGER_CHANGES = ('ENTRYPOINT ["/usr/bin/prometheus-alertmanager"]', "USER 65534:65534")
 # Debian 12's sources are deb822; older systems (and Ubuntu before 24.04) have the one-line
 # list.
 SOURCES = (Path("/etc/apt/sources.list.d/debian.sources"), Path("/etc/apt/sources.list"))
@@ -45,12 +54,12 @@ def host_release() -> str:
     pytest.fail("/etc/os-release names no VERSION_CODENAME: not a Debian-like host")
 
 
-def mmdebstrap_command() -> list[str]:
-    """The command that writes the base's file system as a tarball to stdout."""
+def mmdebstrap_command(packages: tuple[str, ...] = PACKAGES) -> list[str]:
+    """The command that writes an image's file system as a tarball to stdout."""
     command = [
         require("mmdebstrap", "mmdebstrap"),
         "--variant=minbase",
-        f"--include={','.join(PACKAGES)}",
+        f"--include={','.join(packages)}",
         # No fsync per file: the tree is thrown away if anything fails.
         "--dpkgopt=force-unsafe-io",
         "--quiet",
@@ -63,19 +72,35 @@ def mmdebstrap_command() -> list[str]:
 
 def base_image() -> BaseImage:
     """The cached base image, made first if no cache holds it."""
-    command = mmdebstrap_command()
+    return debian_image("base-image", NAME, PACKAGES, ('CMD ["python3"]',))
+
+
+def alertmanager_image() -> BaseImage:
+    """The cached image of Debian's Alertmanager, made first if no cache holds it."""
+    changes = ALERTMANAGER_CHANGES
+    return debian_image("alertmanager-image", ALERTMANAGER_NAME, ALERTMANAGER_PACKAGES, changes)
+
+
+def debian_image(
+    kind: str, name: str, packages: tuple[str, ...], changes: tuple[str, ...]
+) -> BaseImage:
+    """An image of the host's release with packages installed, its configuration set by
+    `podman import --change`s, kept in the cache's KIND stores."""
+    command = mmdebstrap_command(packages)
     podman = require("podman", "podman")
     sources = [path.read_text(encoding="utf-8") for path in SOURCES if path.is_file()]
     version = subprocess.run(
         [podman, "--version"], capture_output=True, text=True, check=True
     ).stdout
-    key = cache_key(command[1:], sources, version)
-    name = f"{NAME}:{key}"
-    store = cached_store("base-image", key, lambda maker: make(command, maker, name))
-    return BaseImage(store=store, name=name)
+    # The base's one change (its CMD) is constant: its key is the command, sources, podman.
+    extra = [list(changes)] if kind != "base-image" else []
+    key = cache_key(command[1:], sources, version, *extra)
+    tagged = f"{name}:{key}"
+    store = cached_store(kind, key, lambda maker: make(command, maker, tagged, changes))
+    return BaseImage(store=store, name=tagged)
 
 
-def make(command: list[str], podman: Podman, name: str) -> None:
+def make(command: list[str], podman: Podman, name: str, changes: tuple[str, ...]) -> None:
     """mmdebstrap's tarball piped straight into `podman import`."""
     log = podman.directory / "mmdebstrap.log"
     with (
@@ -84,7 +109,14 @@ def make(command: list[str], podman: Podman, name: str) -> None:
     ):
         assert bootstrap.stdout is not None
         importer = subprocess.Popen(
-            [podman.binary, "import", "--quiet", "--change", 'CMD ["python3"]', "-", name],
+            [
+                podman.binary,
+                "import",
+                "--quiet",
+                *(option for change in changes for option in ("--change", change)),
+                "-",
+                name,
+            ],
             stdin=bootstrap.stdout,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

@@ -14,6 +14,10 @@ offline, in tests/deploy). So this module polls the pod's readiness itself.
 Two things are fitted to one host, and only these: one replica (every replica would publish
 the same host port), and the Deployment's port published on a free loopback port (podman
 publishes a containerPort on the same port of every address otherwise).
+
+kube_played_pods() plays several Deployments at once the way a cluster networks them: one
+replica each, no port published, each pod reached at its IP on a bridge of their own (the
+probes of support/probes.py go there, as a kubelet's go to the pod's IP).
 """
 
 from __future__ import annotations
@@ -122,5 +126,81 @@ def kube_played(
         # Stopped at once: a graceful stop would only wait out the drain, which the image's
         # own tests check (podman stop).
         podman("pod", "stop", "--time", "0", pod, check=False)
+        podman("kube", "down", str(play_file), check=False, timeout=180)
+        podman.remove_network(network)
+
+
+@dataclass(frozen=True)
+class PlayedDeployment:
+    deployment: Manifest  # as played
+    pod: str  # podman's name of the pod
+    ip: str  # the pod's address on the session's bridge, as a cluster's pod IP
+    network: str  # that bridge: another pod played on it reaches this one at ip
+
+    def container_name(self, container: str) -> str:
+        return f"{self.pod}-{container}"
+
+    def started_at(self, podman: Podman, container: str) -> float:
+        """When the container started, on the wall clock (podman's StartedAt)."""
+        started = podman(
+            "inspect", "--format", "{{.State.StartedAt.Unix}}", self.container_name(container)
+        ).stdout.strip()
+        return float(started)
+
+
+@contextmanager
+def kube_played_pods(
+    podman: Podman, manifests: list[Manifest], deployments: list[str]
+) -> Iterator[dict[str, PlayedDeployment]]:
+    """The named Deployments' pods, one replica each, on a bridge of their own and reached at
+    their pods' IPs as in a cluster: nothing is published on the host. Removed afterwards.
+
+    Podman is not told the containers' ports (podman 4.3 publishes every containerPort on the
+    same port of every host address): the pods listen on them all the same, at their IPs.
+    PlayedDeployment.deployment keeps them, for the probes that name them."""
+    played = []
+    read: set[tuple[str, str]] = set()
+    for name in deployments:
+        (deployment,) = (
+            copy.deepcopy(m)
+            for m in manifests
+            if m["kind"] == "Deployment" and m["metadata"]["name"] == name
+        )
+        deployment["spec"]["replicas"] = 1
+        played.append(deployment)
+        read |= referenced_configuration(deployment["spec"]["template"]["spec"])
+    configuration = [m for m in manifests if (m["kind"], m["metadata"]["name"]) in read]
+    unpublished = copy.deepcopy(played)
+    for deployment in unpublished:
+        for container in deployment["spec"]["template"]["spec"]["containers"]:
+            container.pop("ports", None)
+    token = secrets.token_hex(4)
+    play_file = podman.directory / f"kube-pods-{token}.yaml"
+    play_file.write_text(yaml.safe_dump_all([*configuration, *unpublished]), encoding="utf-8")
+    network = podman.create_network(f"example-service-{token}")
+    pods = {name: f"{name}-pod-0" for name in deployments}
+    try:
+        podman("kube", "play", "--network", network, str(play_file), timeout=180)
+        found = {}
+        for deployment in played:
+            name = deployment["metadata"]["name"]
+            address = podman(
+                "pod",
+                "inspect",
+                "--format",
+                "{{.InfraContainerID}}",
+                pods[name],
+            ).stdout.strip()
+            ip = podman(
+                "inspect",
+                "--format",
+                f'{{{{(index .NetworkSettings.Networks "{network}").IPAddress}}}}',
+                address,
+            ).stdout.strip()
+            found[name] = PlayedDeployment(deployment, pods[name], ip, network)
+        yield found
+    finally:
+        for pod in pods.values():
+            podman("pod", "stop", "--time", "0", pod, check=False)
         podman("kube", "down", str(play_file), check=False, timeout=180)
         podman.remove_network(network)

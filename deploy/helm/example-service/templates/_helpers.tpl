@@ -54,10 +54,28 @@ app.kubernetes.io/component: {{ index . 2 }}
 {{- end -}}
 
 {{/*
-The service's image: repository:tag, the tag defaulting to the chart's appVersion.
+The service's image: repository@digest when a digest is given (the content itself, whatever
+a tag later points to), else repository:tag, the tag defaulting to the chart's appVersion.
 */}}
 {{- define "example-service.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The service account of the service's pods: the one the chart creates (named after the release
+unless serviceAccount.name says otherwise), an existing one by name, or none (the
+namespace's default).
+*/}}
+{{- define "example-service.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- .Values.serviceAccount.name | default (include "example-service.fullname" .) -}}
+{{- else -}}
+{{- .Values.serviceAccount.name -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
