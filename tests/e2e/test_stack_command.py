@@ -13,10 +13,12 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from support.lab import ALERTMANAGER, RULES
+from support.lab import ALERTMANAGER, REPO, RULES
 from support.ports import free_ports
 from support.service import EXECUTABLE
 from support.waiting import wait_for
+
+from example_service.stack.lab import BINARIES
 
 pytestmark = pytest.mark.e2e
 
@@ -110,3 +112,13 @@ def test_missing_binaries_give_one_line_with_the_install_command(tmp_path: Path)
         "prometheus-pushgateway; install with: sudo apt-get install -y prometheus "
         "prometheus-alertmanager prometheus-pushgateway\n"
     )
+
+
+def test_make_stack_installs_only_what_the_stack_runs() -> None:
+    """`make stack` checks the stack's three packages, not the test suite's list."""
+    dry_run = subprocess.run(
+        ["make", "-n", "stack"], cwd=REPO, capture_output=True, text=True, timeout=60, check=True
+    ).stdout
+    [ensure] = [line for line in dry_run.splitlines() if "ensure-system-packages" in line]
+    pairs = ensure.split()[1:]
+    assert sorted(pairs) == sorted(f"{binary}={package}" for binary, package in BINARIES.items())
