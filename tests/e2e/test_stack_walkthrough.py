@@ -14,6 +14,7 @@ import json
 import os
 import signal
 import socket
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from support.lab import StackCommand, shortened_rules
+from support.service import EXECUTABLE
 from support.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -157,6 +159,21 @@ def test_bad_requests_get_a_clear_answer_and_change_nothing(stack: StackCommand)
             reply = json.loads(raw.makefile("rb").readline())
         assert reply == {"ok": False, "message": "not a JSON object on one line"}
     assert stack.pid("replica-2") == pid and not exited(pid)
+    # Requests at once are carried out one by one, each answered; a client that connects and
+    # says nothing is let go without holding anything up.
+    with socket.socket(socket.AF_UNIX) as silent:
+        silent.connect(str(stack.data_dir / "control.sock"))
+        command = [str(EXECUTABLE), "stack", "break", "--error-ratio", "0.5"]
+        command += ["--data-dir", str(stack.data_dir)]
+        breaks = [
+            subprocess.Popen([*command, str(n)], stdout=subprocess.PIPE, text=True)
+            for n in (1, 2, 1, 2)
+        ]
+        for each in breaks:
+            out, _ = each.communicate(timeout=90)
+            assert each.returncode == 0 and "restarted with --fault-error-ratio 0.5" in out
+        silent.settimeout(30)
+        assert silent.recv(1) == b""
     # A second stack on the same data directory is refused before it starts anything.
     second = stack.run()
     assert second.returncode == 1

@@ -37,9 +37,14 @@ class Request:
 
 class _Handler(socketserver.StreamRequestHandler):
     server: _Server
+    # A client that connects and sends nothing holds a thread only this long.
+    timeout = 5.0
 
     def handle(self) -> None:
-        line = self.rfile.readline(MAX_REQUEST_BYTES)
+        try:
+            line = self.rfile.readline(MAX_REQUEST_BYTES)
+        except TimeoutError:
+            return
         try:
             body = json.loads(line)
         except ValueError:
@@ -110,5 +115,7 @@ def send(data_dir: Path, body: dict[str, Any]) -> dict[str, Any]:
         connection.settimeout(REPLY_TIMEOUT + 5)
         connection.sendall(json.dumps(body).encode() + b"\n")
         answer = connection.makefile("rb").readline()
+    if not answer:
+        raise ControlError("the stack stopped before it answered")
     reply: dict[str, Any] = json.loads(answer)
     return reply

@@ -74,13 +74,15 @@ class Component:
     def wait_ready(self, timeout: float, interval: float = 0.05) -> float:
         """Poll the ready path until it answers 200; the seconds since start()."""
         deadline = time.perf_counter() + timeout
+        # Where it says what went wrong.
+        log = self.stderr_path or self.log_path
         while True:
             if not self.running():
-                raise StartError(f"{self.name} exited at start; see {self.log_path}")
+                raise StartError(f"{self.name} exited at start; see {log}")
             if self.answers(timeout=1.0):
                 return time.perf_counter() - self.started_at
             if time.perf_counter() > deadline:
-                raise StartError(f"{self.name} not ready after {timeout:g} s; see {self.log_path}")
+                raise StartError(f"{self.name} not ready after {timeout:g} s; see {log}")
             time.sleep(interval)
 
     def answers(self, timeout: float = 0.5) -> bool:

@@ -79,7 +79,8 @@ class Supervisor:
                 events.append(
                     f"{component.name} exited ({exit_reason(component.process.returncode)}) "
                     f"after {ran:.1f} s; restarting in {delay:g} s "
-                    f"(back-off, exit {state.exits_in_a_row} in a row; log {component.log_path})"
+                    f"(back-off, exit {state.exits_in_a_row} in a row; "
+                    f"log {component.stderr_path or component.log_path})"
                 )
             elif now >= state.restart_at:
                 state.restart_at = None
