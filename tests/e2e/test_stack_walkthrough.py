@@ -158,6 +158,17 @@ def test_bad_requests_get_a_clear_answer_and_change_nothing(stack: StackCommand)
             raw.sendall(sent)
             reply = json.loads(raw.makefile("rb").readline())
         assert reply == {"ok": False, "message": "not a JSON object on one line"}
+    for body, error in [
+        ({"command": "break", "replica": True, "crash": True}, "no replica True"),
+        ({"command": "break", "replica": 2, "error_ratio": "NaN"}, "error_ratio must be"),
+        ({"command": "break", "replica": 2, "latency": "-5"}, "latency must be milliseconds"),
+        ({"command": "reboot", "replica": 2}, "the stack knows `break` and `restore`"),
+    ]:
+        with socket.socket(socket.AF_UNIX) as raw:
+            raw.connect(str(stack.data_dir / "control.sock"))
+            raw.sendall(json.dumps(body).encode() + b"\n")
+            reply = json.loads(raw.makefile("rb").readline())
+        assert not reply["ok"] and error in reply["message"], (body, reply)
     assert stack.pid("replica-2") == pid and not exited(pid)
     # Requests at once are carried out one by one, each answered; a client that connects and
     # says nothing is let go without holding anything up.

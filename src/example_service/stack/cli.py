@@ -218,7 +218,7 @@ def _fault(body: dict[str, Any]) -> Fault:
     if body.get("command") == "restore":
         return Fault()
     ratio, latency, crash = body.get("error_ratio", 0), body.get("latency", ""), body.get("crash")
-    if not isinstance(ratio, int | float) or not 0 <= ratio <= 1:
+    if not isinstance(ratio, int | float) or isinstance(ratio, bool) or not 0 <= ratio <= 1:
         raise ValueError("error_ratio must be a number from 0 to 1")
     if not isinstance(latency, str) or (latency and _parsed(latency) != latency):
         raise ValueError('latency must be milliseconds, "1500" or "100-900"')
@@ -239,7 +239,7 @@ def carry_out(stack: Stack, supervisor: Supervisor, body: dict[str, Any]) -> dic
     index = body.get("replica")
     if body.get("command") not in ("break", "restore"):
         return {"ok": False, "message": "the stack knows `break` and `restore`"}
-    if not isinstance(index, int) or not 1 <= index <= count:
+    if not isinstance(index, int) or isinstance(index, bool) or not 1 <= index <= count:
         return {"ok": False, "message": f"no replica {index!r}: the stack runs 1 to {count}"}
     try:
         fault = _fault(body)
@@ -288,6 +288,7 @@ def _banner(stack: Stack) -> str:
     program = sys.argv[0] or "example-service"
     if shutil.which(os.path.basename(program)) == os.path.abspath(program):
         program = os.path.basename(program)
+    last = len(stack.replicas)
     data_dir = ""
     if options.data_dir != StackOptions().data_dir:
         data_dir = f" --data-dir {shlex.quote(str(options.data_dir))}"
@@ -310,8 +311,8 @@ def _banner(stack: Stack) -> str:
         lines.append(f"Notifications: sent to {stack.notification_url} (not run by the stack)")
     lines += [
         f"Data and logs: {options.data_dir.resolve()}",
-        f"Break a replica: {program} stack break 2 --error-ratio 0.5{data_dir} "
-        f"(or --latency 1500, or --crash); undo: {program} stack restore 2{data_dir}",
+        f"Break a replica: {program} stack break {last} --error-ratio 0.5{data_dir} "
+        f"(or --latency 1500, or --crash); undo: {program} stack restore {last}{data_dir}",
         "Ctrl-C stops everything.",
     ]
     return "\n".join(lines)
