@@ -7,7 +7,9 @@ resolve in seconds; the expressions, labels, routes and receivers are untouched.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
 import subprocess
 import threading
 import time
@@ -102,11 +104,29 @@ def stop_lab(lab: Lab) -> None:
     lab.webhook.close()
 
 
+def consecutive_free_ports(count: int, attempts: int = 100) -> int:
+    """The first of count consecutive loopback ports nobody listens on."""
+    for _ in range(attempts):
+        with contextlib.ExitStack() as held:
+            first = held.enter_context(socket.socket())
+            first.bind(("127.0.0.1", 0))
+            start = int(first.getsockname()[1])
+            try:
+                for port in range(start + 1, start + count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return start
+    raise AssertionError(f"no {count} consecutive free ports in {attempts} tries")
+
+
 class StackCommand:
     """`example-service stack` run as a user runs it, on free ports, its console collected."""
 
     def __init__(self, base: Path, *extra: str, replicas: int = 2) -> None:
-        ports = free_ports(replicas + 4)
+        # The replicas' ports follow --first-port: a run of them, all free.
+        first = consecutive_free_ports(replicas)
+        ports = [*range(first, first + replicas), *free_ports(4)]
         self.data_dir = base / "data"
         self.elsewhere = base / "elsewhere"
         self.elsewhere.mkdir()
