@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -203,8 +204,15 @@ class Outcome:
         return lines[0].strip() if lines else ""
 
 
+@dataclass
+class Running:
+    pid: int
+    clone: Path
+    console: list[str]
+
+
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> object:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
     """`make stack` on its default ports in a network namespace of its own."""
     if os.geteuid() != 0 or not shutil.which("nsenter") or not shutil.which("ip"):
         pytest.skip("a private network namespace needs root, nsenter and ip")
@@ -213,7 +221,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> object:
     clone = fresh_clone(tmp_path_factory.mktemp("docs") / "clone")
     process = subprocess.Popen(
         ["unshare", "--net", "sh", "-c",
-         f"ip link set lo up && exec {EXECUTABLE} stack"],
+         # As the README's `make stack` runs it: by the venv's path, from the clone's root.
+         "ip link set lo up && exec .venv/bin/example-service stack"],
         cwd=clone, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     lines: list[str] = []
@@ -238,7 +247,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> object:
 
     wait_for(scraped, 30, "Prometheus' first scrape of both replicas", interval=0.5)
     try:
-        yield process.pid, clone
+        yield Running(process.pid, clone, lines)
     finally:
         process.terminate()
         process.wait(60)
@@ -252,8 +261,8 @@ def test_make_run_takes_port_and_host() -> None:
     assert dry_run.splitlines()[-1].endswith("/example-service --host 127.0.0.1 --port 8080")
 
 
-def test_the_pages_commands_run_as_written(stack: tuple[int, Path]) -> None:
-    pid, clone = stack
+def test_the_pages_commands_run_as_written(stack: Running) -> None:
+    pid, clone = stack.pid, stack.clone
     failures: list[str] = []
     ran = 0
     for path in PAGES:
@@ -286,3 +295,16 @@ def test_what_is_skipped_is_what_cannot_run_here() -> None:
     assert {"curl", "example-service", ".venv/bin/example-service", "promtool", "amtool"} <= (
         runnable
     )
+
+
+def test_the_readme_shows_the_stack_as_it_prints_itself(stack: Running) -> None:
+    """The README's `make stack` output, line by line, is what the stack prints (numbers
+    and column widths aside, `…` for the paths of this machine)."""
+    [make_stack] = [c for c in commands(REPO / "README.md")[1] if "make stack" in c]
+    readme = REPO.joinpath("README.md").read_text()
+    block = readme[readme.index("$ make stack ") :].split("```")[0].splitlines()[1:]
+    printed = stack.console[: len(block)]
+    assert len(printed) == len(block), make_stack
+    for documented, line in zip(block, printed, strict=True):
+        pattern = _expected(" ".join(documented.split())).pattern.replace(r"\ ", " ")
+        assert re.fullmatch(pattern, " ".join(line.split())), (documented, line)
