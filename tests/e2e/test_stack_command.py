@@ -128,3 +128,19 @@ def test_make_stack_installs_only_what_the_stack_runs() -> None:
     [ensure] = [line for line in dry_run.splitlines() if "ensure-system-packages" in line]
     pairs = ensure.split()[1:]
     assert sorted(pairs) == sorted(f"{binary}={package}" for binary, package in BINARIES.items())
+
+
+def test_a_data_dir_too_long_for_the_control_socket_is_refused_before_anything_starts(
+    tmp_path: Path,
+) -> None:
+    deep = tmp_path / ("d" * 100)
+    result = subprocess.run(
+        [str(EXECUTABLE), "stack", "--data-dir", str(deep), "--first-port", "1"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"example-service stack: {deep / 'control.sock'} is too long for a unix socket "
+        "(107 bytes at most); give a shorter --data-dir\n"
+    )
+    assert not (deep / "logs").exists()

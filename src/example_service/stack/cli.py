@@ -331,7 +331,8 @@ def main(argv: Sequence[str]) -> int:
         check_binaries()
         options.data_dir.mkdir(parents=True, exist_ok=True)
         controls = control.ControlServer(options.data_dir)
-    except (MissingBinaries, control.ControlError, OSError) as error:
+    except (MissingBinaries, control.ControlError, OSError, RuntimeError) as error:
+        # RuntimeError: no thread for the control socket (a process limit reached).
         print(f"example-service stack: {error}", file=sys.stderr)
         return 1
     notifications = NotificationLog(stack.receiver.log_path) if stack.receiver else None

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import queue
 import socket
 import socketserver
@@ -18,6 +19,8 @@ from pathlib import Path
 from typing import Any
 
 SOCKET_NAME = "control.sock"
+# sun_path holds 108 bytes, the terminating NUL included.
+_MAX_SOCKET_PATH = 107
 # Restarting a replica and waiting for it to be ready fits easily.
 REPLY_TIMEOUT = 60.0
 # One request is one short JSON line.
@@ -74,6 +77,11 @@ class ControlServer:
 
     def __init__(self, data_dir: Path) -> None:
         self.path = data_dir / SOCKET_NAME
+        if len(os.fsencode(self.path)) > _MAX_SOCKET_PATH:
+            raise ControlError(
+                f"{self.path} is too long for a unix socket ({_MAX_SOCKET_PATH} bytes at most); "
+                "give a shorter --data-dir"
+            )
         self.requests: queue.Queue[Request] = queue.Queue()
         if _answers(self.path):
             raise ControlError(f"a stack already runs with the data directory {data_dir}")
