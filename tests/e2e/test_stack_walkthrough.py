@@ -151,6 +151,8 @@ def test_bad_requests_get_a_clear_answer_and_change_nothing(stack: StackCommand)
     ]:
         result = stack.run(*args)
         assert result.returncode != 0 and error in result.stderr, (args, result.stderr)
+    # Only the stack's own user may connect.
+    assert (stack.data_dir / "control.sock").stat().st_mode & 0o777 == 0o600
     # A client that speaks nonsense, or too much of it, on the socket gets one line back.
     for sent in [b"not json\n", b"[1, 2]\n", b"{" + b" " * 10_000 + b"}\n"]:
         with socket.socket(socket.AF_UNIX) as raw:

@@ -88,6 +88,8 @@ class ControlServer:
         with contextlib.suppress(FileNotFoundError):
             self.path.unlink()  # left behind by a stack that was killed
         self._server = _Server(self.path, self.requests)
+        # Whoever can connect can restart replicas: the stack's own user only.
+        self.path.chmod(0o600)
         self._thread = threading.Thread(
             target=self._server.serve_forever, name="stack-control", daemon=True
         )
