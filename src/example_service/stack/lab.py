@@ -99,7 +99,6 @@ class Stack:
     def __init__(self, options: StackOptions) -> None:
         self.options = options
         data = options.data_dir
-        self.faults = [Fault() for _ in options.replica_ports]
         self.replicas = [self._replica(i) for i in range(len(options.replica_ports))]
         self.notification_url, self.receiver = self._receiver()
         am = f"127.0.0.1:{options.alertmanager_port}"
@@ -176,7 +175,7 @@ class Stack:
             data / "logs" / f"{name}.log",
         )
 
-    def _replica(self, index: int, extra_args: tuple[str, ...] | None = None) -> Component:
+    def _replica(self, index: int, extra_args: tuple[str, ...] = ()) -> Component:
         port = self.options.replica_ports[index]
         name = f"replica-{index + 1}"
         return Component(
@@ -187,7 +186,7 @@ class Stack:
                 # Nothing load-balances in front of the local replicas: no drain needed.
                 "--drain-delay", "0", "--access-log", "off",
                 *self.options.replica_args,
-                *(self.faults[index].args() if extra_args is None else extra_args),
+                *extra_args,
             ],
             f"http://127.0.0.1:{port}",
             "/readyz",
@@ -217,7 +216,6 @@ class Stack:
     def break_replica(self, index: int, fault: Fault) -> Component:
         """Restart replica index with that fault (Fault() restores it), as a rollout would;
         ready unless it is made to crash."""
-        self.faults[index] = fault
         return self.restart_replica(index, fault.args(), wait=not fault.crash)
 
     def write_configs(self) -> None:

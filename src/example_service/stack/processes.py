@@ -72,7 +72,7 @@ class Component:
         return self.process is not None and self.process.poll() is None
 
     def wait_ready(self, timeout: float, interval: float = 0.05) -> float:
-        """Poll the ready path until it answers 200; the seconds since start()."""
+        """Poll until it is ready (see ready_path); the seconds since start()."""
         deadline = time.perf_counter() + timeout
         # Where it says what went wrong.
         log = self.stderr_path or self.log_path
