@@ -77,7 +77,7 @@ def test_stack_starts_everything_and_ctrl_c_stops_exactly_that(tmp_path: Path) -
         assert bystander.poll() is None
         assert not (stack.data_dir / "control.sock").exists()
     finally:
-        stack.kill()
+        stack.stop()
         bystander.kill()
 
 

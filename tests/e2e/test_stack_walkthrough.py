@@ -65,7 +65,7 @@ def stack(tmp_path: Path) -> Any:
     try:
         yield running
     finally:
-        running.kill()
+        running.stop()
 
 
 def test_break_a_replica_see_the_alert_and_its_resolution(stack: StackCommand) -> None:

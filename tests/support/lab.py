@@ -145,7 +145,7 @@ class StackCommand:
         try:
             self.wait_line("Ctrl-C stops everything.", 60)
         except BaseException:
-            self.kill()
+            self.stop()
             raise
         # The table: a header, a row per component, an empty line.
         end = self.lines.index("")
@@ -183,7 +183,13 @@ class StackCommand:
             cwd=self.elsewhere, capture_output=True, text=True, timeout=90, check=False,
         )  # fmt: skip
 
-    def kill(self) -> None:
+    def stop(self) -> None:
+        """SIGTERM, as Ctrl-C, so that the stack stops its components; SIGKILL would leave
+        them running, each in its own session."""
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
