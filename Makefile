@@ -7,10 +7,11 @@ HOST ?= 0.0.0.0
 PORT ?= 5565
 LOCK := deploy/container/requirements.txt
 
-# Debian packages the suite runs for real, as binary=package.
-SYSTEM_PACKAGES := promtool=prometheus prometheus=prometheus chromium=chromium \
-	prometheus-alertmanager=prometheus-alertmanager amtool=prometheus-alertmanager \
-	prometheus-pushgateway=prometheus-pushgateway docker-compose=docker-compose wrk=wrk \
+# Debian packages as binary=package: what `make stack` runs, and what the suite runs for real.
+STACK_PACKAGES := prometheus=prometheus prometheus-alertmanager=prometheus-alertmanager \
+	prometheus-pushgateway=prometheus-pushgateway
+SYSTEM_PACKAGES := $(STACK_PACKAGES) promtool=prometheus amtool=prometheus-alertmanager \
+	chromium=chromium docker-compose=docker-compose wrk=wrk \
 	podman=podman runc=runc catatonit=catatonit mmdebstrap=mmdebstrap iptables=iptables
 
 .PHONY: run test lint typecheck unit bench bench-profile stack clean system-packages prometheusrules chart lock
@@ -67,7 +68,8 @@ bench-profile: $(VENV)/.dev-installed
 	@tools/ensure-system-packages taskset=util-linux valgrind=valgrind
 	$(BIN)/python -m bench --profile
 
-stack: $(VENV)/.run-installed system-packages
+stack: $(VENV)/.run-installed
+	@tools/ensure-system-packages $(STACK_PACKAGES)
 	$(BIN)/example-service stack
 
 # The operator overlay's PrometheusRule objects, regenerated from deploy/prometheus/rules.

@@ -7,7 +7,12 @@ resolve in seconds; the expressions, labels, routes and receivers are untouched.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import socket
+import subprocess
+import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +22,7 @@ from example_service.stack.config import Intervals
 from example_service.stack.lab import Stack, StackOptions
 from support.ports import free_ports
 from support.prometheus_api import PrometheusAPI
+from support.service import EXECUTABLE
 from support.webhook import WebhookReceiver
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,10 +49,11 @@ def shortened_rules(target: Path) -> Path:
 
 
 def shortened_alertmanager(target: Path) -> Path:
-    # A text edit keeps the YAML anchors the stack relies on to replace the webhook URL.
+    # A text edit keeps the YAML anchors the stack relies on to replace the webhook URL. The
+    # whole line goes, the stack's `# stack:` value with it, so these 1 s timings stay.
     text = ALERTMANAGER.read_text()
-    text = re.sub(r"(?m)^(\s*)group_wait: \S+", r"\1group_wait: 1s", text)
-    text = re.sub(r"(?m)^(\s*)group_interval: \S+", r"\1group_interval: 1s", text)
+    text = re.sub(r"(?m)^(\s*)group_wait: .*$", r"\1group_wait: 1s", text)
+    text = re.sub(r"(?m)^(\s*)group_interval: .*$", r"\1group_interval: 1s", text)
     target.write_text(text)
     return target
 
@@ -95,3 +102,94 @@ def start_lab(base: Path) -> Lab:
 def stop_lab(lab: Lab) -> None:
     lab.stack.stop()
     lab.webhook.close()
+
+
+def consecutive_free_ports(count: int, attempts: int = 100) -> int:
+    """The first of count consecutive loopback ports nobody listens on."""
+    for _ in range(attempts):
+        with contextlib.ExitStack() as held:
+            first = held.enter_context(socket.socket())
+            first.bind(("127.0.0.1", 0))
+            start = int(first.getsockname()[1])
+            try:
+                for port in range(start + 1, start + count):
+                    held.enter_context(socket.socket()).bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return start
+    raise AssertionError(f"no {count} consecutive free ports in {attempts} tries")
+
+
+class StackCommand:
+    """`example-service stack` run as a user runs it, on free ports, its console collected."""
+
+    def __init__(self, base: Path, *extra: str, replicas: int = 2) -> None:
+        # The replicas' ports follow --first-port: a run of them, all free.
+        first = consecutive_free_ports(replicas)
+        ports = [*range(first, first + replicas), *free_ports(4)]
+        self.data_dir = base / "data"
+        self.elsewhere = base / "elsewhere"
+        self.elsewhere.mkdir()
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [str(EXECUTABLE), "stack", "--replicas", str(replicas),
+             "--first-port", str(ports[0]), "--prometheus-port", str(ports[replicas]),
+             "--alertmanager-port", str(ports[replicas + 1]),
+             "--pushgateway-port", str(ports[replicas + 2]),
+             "--webhook-port", str(ports[replicas + 3]), "--data-dir", str(self.data_dir),
+             *extra],
+            # Anywhere but the repository: the stack finds its rules and configuration itself.
+            cwd=self.elsewhere, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        threading.Thread(target=self._read, daemon=True).start()
+        try:
+            self.wait_line("Ctrl-C stops everything.", 60)
+        except BaseException:
+            self.stop()
+            raise
+        # The table: a header, a row per component, an empty line.
+        end = self.lines.index("")
+        self.rows = {row.split()[0]: row.split() for row in self.lines[1:end]}
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def wait_line(self, text: str, timeout: float, after: int = 0) -> int:
+        """The index of the first console line from `after` on that contains text."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for index in range(after, len(self.lines)):
+                if text in self.lines[index]:
+                    return index
+            if self.process.poll() is not None:
+                raise AssertionError("the stack exited:\n" + "\n".join(self.lines))
+            time.sleep(0.05)
+        raise AssertionError(
+            f"no {text!r} on the stack's console after {timeout} s:\n" + "\n".join(self.lines)
+        )
+
+    def url(self, component: str) -> str:
+        return self.rows[component][2]
+
+    def pid(self, component: str) -> int:
+        return int(self.rows[component][1])
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """A second `example-service stack ...` against this one, as a user would type it."""
+        return subprocess.run(
+            [str(EXECUTABLE), "stack", *args, "--data-dir", str(self.data_dir)],
+            cwd=self.elsewhere, capture_output=True, text=True, timeout=90, check=False,
+        )  # fmt: skip
+
+    def stop(self) -> None:
+        """SIGTERM, as Ctrl-C, so that the stack stops its components; SIGKILL would leave
+        them running, each in its own session."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()

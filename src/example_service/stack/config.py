@@ -15,6 +15,12 @@ from pathlib import Path
 SERVICE_JOB = "example-service"
 # The one webhook URL of deploy/alertmanager/alertmanager.yml, written behind this anchor.
 _WEBHOOK_ANCHOR = re.compile(r"(url:\s*&webhook_url\s+)(\S+)")
+# A timing of Alertmanager's whose line ends in `# stack: VALUE` runs with VALUE on the local
+# stack: the cluster's value and the local one side by side, in the one file. Only lines so
+# marked change, so a route that sets its own timings on purpose keeps them.
+_LOCAL_TIMING = re.compile(
+    r"(?m)^(\s*(?:group_wait|group_interval|repeat_interval):\s*)(\S+)\s*#\s*stack:\s*(\S+).*$"
+)
 
 
 @dataclass(frozen=True)
@@ -103,9 +109,23 @@ def federation_config(source: str, intervals: Intervals) -> str:
     return json.dumps(config, indent=2) + "\n"
 
 
+def webhook_url(source: Path) -> str | None:
+    """The URL on the configuration's `&webhook_url` line, if it has one."""
+    match = _WEBHOOK_ANCHOR.search(source.read_text())
+    return match.group(2) if match else None
+
+
+def local_timings(text: str) -> str:
+    """The configuration with each timing marked `# stack: VALUE` set to VALUE."""
+    return _LOCAL_TIMING.sub(
+        lambda m: f"{m.group(1)}{m.group(3)}  # the stack's value; in a cluster {m.group(2)}", text
+    )
+
+
 def alertmanager_config(source: Path, webhook_url: str | None) -> str:
-    """The repository's Alertmanager configuration, its webhook URL replaced if asked."""
-    text = source.read_text()
+    """The repository's Alertmanager configuration with the stack's local timings, its
+    webhook URL replaced if asked."""
+    text = local_timings(source.read_text())
     if webhook_url is None:
         return text
     replaced, count = _WEBHOOK_ANCHOR.subn(lambda m: m.group(1) + webhook_url, text)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import sys
+import urllib.parse
 from dataclasses import dataclass, field
 from importlib.resources import files
 from pathlib import Path
@@ -14,8 +15,10 @@ from example_service.stack.config import (
     alertmanager_config,
     federation_config,
     prometheus_config,
+    webhook_url,
 )
 from example_service.stack.processes import Component
+from example_service.stack.supervisor import Backoff
 
 # Debian's names: the alertmanager binary is packaged as prometheus-alertmanager.
 BINARIES = {
@@ -30,6 +33,9 @@ READY_TIMEOUT = 30.0
 _ASSETS = Path(str(files("example_service.stack") / "assets"))
 RULES_DIR = (_ASSETS / "rules").resolve()
 ALERTMANAGER_CONFIG = (_ASSETS / "alertmanager.yml").resolve()
+# The receiver the cluster runs beside Alertmanager: each notification as one JSON line.
+WEBHOOK_LOG = (_ASSETS / "webhook_log.py").resolve()
+LOOPBACK = {"127.0.0.1", "localhost"}
 
 
 class MissingBinaries(Exception):
@@ -52,9 +58,35 @@ class StackOptions:
     data_dir: Path = Path("stack-data")
     rules_dir: Path = RULES_DIR
     alertmanager_config: Path = ALERTMANAGER_CONFIG
+    # Notifications go to a receiver elsewhere, which the stack does not run.
     webhook_url: str | None = None
+    # The stack's receiver listens here rather than on the configuration's port.
+    webhook_port: int | None = None
     intervals: Intervals = field(default_factory=Intervals)
     replica_args: tuple[str, ...] = ()
+    backoff: Backoff = field(default_factory=Backoff)
+
+
+@dataclass(frozen=True)
+class Fault:
+    """What `example-service stack break` starts a replica with."""
+
+    error_ratio: float = 0.0
+    # Milliseconds, fixed ("1500") or a uniform range ("100-900"), as --fault-latency-ms.
+    latency: str = ""
+    # Started with a setting it refuses, it exits at once, as a bad rollout would: the stack
+    # restarts it with back-off and it crash-loops until restored.
+    crash: bool = False
+
+    def args(self) -> tuple[str, ...]:
+        args: tuple[str, ...] = ()
+        if self.error_ratio:
+            args += ("--fault-error-ratio", f"{self.error_ratio:g}")
+        if self.latency:
+            args += ("--fault-latency-ms", self.latency)
+        if self.crash:
+            args += ("--num", "0")  # NUM is 1 or more: refused, exit status 2
+        return args
 
 
 def check_binaries() -> None:
@@ -68,6 +100,7 @@ class Stack:
         self.options = options
         data = options.data_dir
         self.replicas = [self._replica(i) for i in range(len(options.replica_ports))]
+        self.notification_url, self.receiver = self._receiver()
         am = f"127.0.0.1:{options.alertmanager_port}"
         prom = f"127.0.0.1:{options.prometheus_port}"
         self.alertmanager = Component(
@@ -100,6 +133,31 @@ class Stack:
                 f"127.0.0.1:{options.global_prometheus_port}",
                 "global-prometheus.yml",
             )
+
+    def _receiver(self) -> tuple[str | None, Component | None]:
+        """Where Alertmanager sends notifications, and the receiver the stack runs there:
+        the configuration's URL when it is on this machine (or --webhook-port), none when
+        the notifications go elsewhere."""
+        options = self.options
+        if options.webhook_url is not None:
+            return options.webhook_url, None
+        configured = webhook_url(options.alertmanager_config)
+        if options.webhook_port is not None:
+            configured = f"http://127.0.0.1:{options.webhook_port}/"
+        parts = urllib.parse.urlsplit(configured or "")
+        if parts.scheme != "http" or parts.hostname not in LOOPBACK or parts.port is None:
+            return configured, None
+        logs = options.data_dir / "logs"
+        receiver = Component(
+            "webhook-receiver",
+            [sys.executable, str(WEBHOOK_LOG), "127.0.0.1", str(parts.port)],
+            f"http://127.0.0.1:{parts.port}",
+            None,
+            # The notifications alone, one JSON line each; the receiver's own errors apart.
+            logs / "notifications.log",
+            stderr_path=logs / "webhook-receiver.log",
+        )
+        return configured, receiver
 
     def _prometheus(self, name: str, address: str, config: str) -> Component:
         data = self.options.data_dir
@@ -137,16 +195,28 @@ class Stack:
 
     @property
     def components(self) -> list[Component]:
+        receiver = [self.receiver] if self.receiver else []
         optional = [self.global_prometheus] if self.global_prometheus else []
-        return [*self.replicas, self.pushgateway, self.alertmanager, self.prometheus, *optional]
+        return [
+            *self.replicas, self.pushgateway, *receiver, self.alertmanager, self.prometheus,
+            *optional,
+        ]  # fmt: skip
 
-    def restart_replica(self, index: int, extra_args: tuple[str, ...] = ()) -> Component:
+    def restart_replica(
+        self, index: int, extra_args: tuple[str, ...] = (), wait: bool = True
+    ) -> Component:
         """Stop replica index and start it again with extra flags (e.g. fault injection)."""
         self.replicas[index].stop()
         replica = self.replicas[index] = self._replica(index, extra_args)
         replica.start()
-        replica.wait_ready(READY_TIMEOUT)
+        if wait:
+            replica.wait_ready(READY_TIMEOUT)
         return replica
+
+    def break_replica(self, index: int, fault: Fault) -> Component:
+        """Restart replica index with that fault (Fault() restores it), as a rollout would;
+        ready unless it is made to crash."""
+        return self.restart_replica(index, fault.args(), wait=not fault.crash)
 
     def write_configs(self) -> None:
         options = self.options
@@ -167,8 +237,10 @@ class Stack:
             (options.data_dir / "global-prometheus.yml").write_text(
                 federation_config(addresses.prometheus, options.intervals)
             )
+        configured = webhook_url(options.alertmanager_config)
+        replaced = self.notification_url if self.notification_url != configured else None
         (options.data_dir / "alertmanager.yml").write_text(
-            alertmanager_config(options.alertmanager_config, options.webhook_url)
+            alertmanager_config(options.alertmanager_config, replaced)
         )
 
     def start(self) -> None:

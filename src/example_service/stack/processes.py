@@ -33,7 +33,9 @@ class Component:
     name: str
     command: list[str]
     url: str
-    ready_path: str
+    # Ready when a GET of this path answers 200; None: when the server answers at all (a
+    # server with no health endpoint, such as a webhook receiver that only takes POSTs).
+    ready_path: str | None
     # stdout, and stderr too unless stderr_path sets it apart.
     log_path: Path
     stderr_path: Path | None = None
@@ -70,16 +72,23 @@ class Component:
         return self.process is not None and self.process.poll() is None
 
     def wait_ready(self, timeout: float, interval: float = 0.05) -> float:
-        """Poll the ready path until it answers 200; the seconds since start()."""
+        """Poll until it is ready (see ready_path); the seconds since start()."""
         deadline = time.perf_counter() + timeout
+        # Where it says what went wrong.
+        log = self.stderr_path or self.log_path
         while True:
             if not self.running():
-                raise StartError(f"{self.name} exited at start; see {self.log_path}")
-            if _status(self.url + self.ready_path, timeout=1.0) == 200:
+                raise StartError(f"{self.name} exited at start; see {log}")
+            if self.answers(timeout=1.0):
                 return time.perf_counter() - self.started_at
             if time.perf_counter() > deadline:
-                raise StartError(f"{self.name} not ready after {timeout:g} s; see {self.log_path}")
+                raise StartError(f"{self.name} not ready after {timeout:g} s; see {log}")
             time.sleep(interval)
+
+    def answers(self, timeout: float = 0.5) -> bool:
+        """One readiness probe."""
+        status = _status(self.url + (self.ready_path or "/"), timeout=timeout)
+        return status == 200 if self.ready_path is not None else status is not None
 
     def send_signal(self, signum: int) -> None:
         if self.process is not None:

@@ -1,0 +1,1 @@
+../../../../deploy/alertmanager/webhook_log.py
