@@ -63,7 +63,7 @@ bench: $(VENV)/.dev-installed
 	$(BIN)/python -m bench
 
 # Instructions per request by object and function, counted by callgrind (steady on a busy
-# machine, unlike time): the profile the README's performance section quotes.
+# machine, unlike time): the profile docs/performance.md quotes.
 bench-profile: $(VENV)/.dev-installed
 	@tools/ensure-system-packages taskset=util-linux valgrind=valgrind
 	$(BIN)/python -m bench --profile

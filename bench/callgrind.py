@@ -6,7 +6,8 @@ profile they compare across runs on this shared machine: a change that removes w
 as fewer instructions per request, to the function. The service runs under callgrind with
 its default settings (and once with the access log off, which isolates what the log
 costs); collection is switched on for the measured requests only, in the service and in
-every worker process it spawned, and the dumps of all of them are summed.
+every process it started (the Python fallback's workers), and the dumps of all of them are
+summed.
 
 Instructions are not microseconds (a cache miss costs more than an add), but shares of
 instructions track shares of time closely for this interpreter-bound code; the bench's CPU
@@ -90,11 +91,11 @@ def profile_runs(scale: float) -> list[ProfileRun]:
         ),
         ProfileRun(
             "num25",
-            # Under callgrind pure-Python fib(25) takes seconds: a longer deadline keeps the
-            # requests from answering 503. It changes no work a request does.
+            # Under callgrind the Python fallback's fib(25) takes seconds: a longer deadline
+            # keeps the requests from answering 503. It changes no work a request does.
             ("--request-timeout", "600"),
             25,
-            # The first requests spawn the worker processes; they are not measured.
+            # The first requests start the workers; they are not measured.
             (("/abc", 4),),
             (Window("/abc, NUM=25", "/abc", n(20)),),
         ),

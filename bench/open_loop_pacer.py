@@ -5,7 +5,7 @@ Each pacer drives the load command's engine (LoadRun and its HTTP client, under 
 own, alternating in the same run. Each reports how late its requests started (the tool's
 own lag), their latency from the schedule, its process's CPU per second of the run, and
 the rate it achieved.
-Figures, not a test: docs/load.md quotes them ("The workers").
+Figures, not a test: docs/load.md quotes them ("The engine and its figures").
 
     .venv/bin/python -m bench.open_loop_pacer              # 3 rounds of 5 s at 1000 req/s
     .venv/bin/python -m bench.open_loop_pacer --rounds 5 --rate 2000

@@ -177,7 +177,7 @@ cdef class Pool:
     the results. A thread that took the GIL, to return from a Python queue and to wake the
     event loop, would wait for the loop to let go of it twice per computation, and the GIL
     would pass between them each time; this way the loop and the threads only wake each
-    other (README, "Under load").
+    other (docs/design.md, "Under load").
 
     Jobs and results are kept in two rings of `capacity` entries, guarded by a mutex: at
     most `capacity` jobs are outstanding (submitted and not yet drained), and submit()

@@ -8,7 +8,7 @@ character, as the JSON formatter writes for a record with these fields (logs.py)
 together from parts made once: start (up to the timestamp's milliseconds) + three digits +
 middle (up to the duration's value) + the duration + the client + the end. Start changes
 once a second, middle once per method, route and status. Its cost per request is measured
-by `make bench-profile` (README, "Logs").
+by `make bench-profile` (docs/design.md, "Logs").
 """
 
 from __future__ import annotations

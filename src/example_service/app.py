@@ -2,8 +2,8 @@
 that reports every request (route, status, duration) to its observers.
 
 Five fixed paths need no routing framework. Observation and the in-flight count live here
-rather than in middleware layers, each of which would cost a call per request (README,
-"Performance").
+rather than in middleware layers, each of which would cost a call per request (docs/design.md,
+"Choices").
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 Both are the naive recursion on purpose: it exists to cost CPU, about 1.618 times more for
 each step of n (docs/contract.md, "The endpoint"). The compiled one costs about 2 ns a call
-here, CPython 50-80 ns (README, "The workload: compiled, still the naive recursion"). The
+here, CPython 50-80 ns (docs/performance.md, "The workload"). The
 compiled module also has Pool, whose threads compute with the GIL released
 (example_service.worker_threads); the Python fib holds it, and runs in worker processes.
 """

@@ -2,7 +2,7 @@
 
 RSGI rather than ASGI: a response is one call carrying status, headers and body, where ASGI
 needs two awaited messages built as dictionaries. Measured on one core, a bare RSGI
-callable costs about 10% less CPU per request than a bare ASGI one (README, "Performance").
+callable costs about 10% less CPU per request than a bare ASGI one (docs/design.md, "Choices").
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Runs the service: granian embedded in our own event loop, and the shutdown sequence.
 
 Granian's embeddable server runs inside this process's asyncio loop and stops when told, so
-signals, readiness and the drain stay the service's own code (README, "Lifecycle").
+signals, readiness and the drain stay the service's own code (docs/design.md, "Lifecycle").
 """
 
 from __future__ import annotations

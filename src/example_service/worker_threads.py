@@ -5,7 +5,7 @@ wait for, compute and answer each computation without ever taking the GIL: they 
 parallel on every core, without the round trip to another process (which cost about as much
 CPU as fib(25) itself), and never wait for the event loop to let go of the GIL. The event
 loop submits computations and learns of results through the pool's eventfd, which it
-watches with loop.add_reader (README, "Under load", for what each hand-off costs).
+watches with loop.add_reader (docs/design.md, "Under load"; bench/handoff_cost.py measures it).
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Inline while fib(n) costs less than handing it to a worker and back (README, "Under load").
+# Inline while fib(n) costs less than handing it to a worker and back (docs/design.md).
 # Compiled, to a thread: 40-90 us of CPU per request in the service under load on one core
 # (27 us in bench/handoff_cost.py alone), and fib(21) takes 35-45 us, fib(22) 60-75 us. In
 # Python (the fallback), to a process: about 0.35 ms, and fib(18) takes 0.25 ms, fib(19)
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 INLINE_MAX = 21 if IMPLEMENTATION == "compiled" else 18
 # Below the event loop, so a probe or a scrape gets a core soon even with every core computing,
 # but not so far below that the loop pre-empts a worker at each wake-up. Measured on one core
-# (README, "Under load"): at 10, NUM=25 cost 582 us of CPU a request, and 64 clients retrying
+# (docs/performance.md): at 10, NUM=25 cost 582 us of CPU a request, and 64 clients retrying
 # their refusals at once left the worker about 30 fib(30) a second; at 5, 501 us and 62 a
 # second; at 0, 497 us and 117, but /healthz p99 then came within 4 ms of its 20 ms bound.
 WORKER_NICENESS = 5

@@ -1,4 +1,4 @@
-"""The image, built and run for real with podman (README: "The container image").
+"""The image, built and run for real with podman (docs/image.md).
 
 The session's fixtures build deploy/container/Dockerfile from a clean checkout on a base made
 from Debian's packages (no registry here). Then the image runs the way a careful operator

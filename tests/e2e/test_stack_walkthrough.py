@@ -1,4 +1,4 @@
-"""The README's walkthrough on the real `example-service stack`: a replica killed comes back on
+"""docs/stack.md's walkthrough on the real `example-service stack`: a replica killed comes back on
 its own; a replica broken on purpose crash-loops, its alert reaches the stack's webhook
 receiver, the replica comes back on `restore` and the resolved notification follows; faults
 on /abc reach the replica; SIGTERM stops it all.

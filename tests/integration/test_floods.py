@@ -232,7 +232,7 @@ def test_more_work_than_workers_is_shed_at_once(start_service: StartService) -> 
     def served_lines() -> list[dict[str, Any]]:
         return [e for e in service.logs() if e["message"] == "request" and e["route"] == "/abc"]
 
-    # Written in batches within 100 ms (README, "Logs").
+    # Written in batches within 100 ms (docs/design.md, "Logs").
     wait_for(lambda: len(served_lines()) >= len(outcomes), 5, "every answer's access line")
     served = served_lines()
     admitted = [e["duration_ms"] / 1000 for e in served[WARM_UP:] if e["status"] == 200]

@@ -60,7 +60,7 @@ def test_without_uvloop_the_server_runs_on_asyncio_and_says_so(
 
 def test_with_uvloop_nothing_is_said_about_it(service: ServiceProcess) -> None:
     assert service.get("/abc").status_code == 200
-    # Log lines reach stdout within 100 ms, in batches (README, "Logs").
+    # Log lines reach stdout within 100 ms, in batches (docs/design.md, "Logs").
     wait_for(lambda: any(e["message"] == "started" for e in service.logs()), 5, "the start line")
     assert uvloop_lines(service) == []
 
