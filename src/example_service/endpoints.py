@@ -15,6 +15,7 @@ from example_service.rsgi import Response, Scope
 from example_service.system.cgroup import CgroupReader
 from example_service.system.worker import Missed, OffLoop
 from example_service.workload import (
+    ComputationFailed,
     DeadlineExceeded,
     Overloaded,
     Workload,
@@ -58,6 +59,9 @@ class ComputeFibonacci:
             # Right here, without an await: for the lab's fib(10) an await costs more than it.
             workload.compute_inline()
             return self._ok
+        return await self._in_worker(workload)
+
+    async def _in_worker(self, workload: Workload) -> Response:
         try:
             await workload.compute()
         except Overloaded:
@@ -68,6 +72,9 @@ class ComputeFibonacci:
             return Response(503, f"{error}\n".encode())
         except WorkloadUnavailable as error:
             return Response(503, f"{error}\n".encode())
+        except ComputationFailed as error:
+            log.exception("computation failed", extra={"n": error.n})
+            return Response(500, f"{error}\n".encode())
         return self._ok
 
 

@@ -18,7 +18,7 @@ from example_service.metrics.exposition import MetricsEndpoint
 from example_service.metrics.registry import build_registry
 from example_service.settings import Settings
 from example_service.system.cgroup import CgroupReader
-from example_service.workload import Workload, default_workers
+from example_service.workload import Workload, WorkloadCollector, default_workers
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,7 @@ class Service:
             settings.request_timeout,
             settings.max_queue,
         )
+        metrics.registry.register(WorkloadCollector(self.workload))
         if IMPLEMENTATION == "python":
             log.warning(
                 "the compiled modules are not installed (built without a C compiler?): "

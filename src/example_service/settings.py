@@ -192,7 +192,7 @@ class Settings:
     workers: int | None = setting(
         None,
         integer(1, 256),
-        "workers for the Fibonacci workload (threads; processes where fib runs in Python)",
+        "worker threads for the Fibonacci workload",
         default_text="the CPU quota rounded up, at most the CPUs of the affinity mask",
     )
     request_timeout: float = setting(

@@ -10,14 +10,11 @@ from example_service.workload import Workload
 
 @pytest.fixture
 def make_workload() -> Iterator[MakeWorkload]:
-    """Workloads with a real pool (the build's own, or processes with threads=False), closed
-    after the test: no worker outlives it."""
+    """Workloads with real worker threads, closed after the test: no thread outlives it."""
     made: list[Workload] = []
 
-    def make(
-        n: int, workers: int = 1, timeout: float = 10.0, queue: int = 4, **pool: bool
-    ) -> Workload:
-        workload = Workload(n, workers, timeout, queue, **pool)
+    def make(n: int, workers: int = 1, timeout: float = 10.0, queue: int = 4) -> Workload:
+        workload = Workload(n, workers, timeout, queue)
         made.append(workload)
         return workload
 

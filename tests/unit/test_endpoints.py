@@ -4,18 +4,13 @@ import asyncio
 import json
 import logging
 import shutil
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from support.fake_rsgi import request
-from support.worker_pool import (
-    RUNAWAY,
-    SMALL,
-    MakeWorkload,
-    NewChildren,
-    kill_both_pools_mid_computation,
-)
+from support.worker_pool import RUNAWAY, SMALL, MakeWorkload, worker_threads
 
 from example_service.app import Handler
 from example_service.endpoints import (
@@ -72,9 +67,8 @@ def make_handler(
     queue: int = 4,
     faults: Faults = NO_FAULTS,
     shed: Count | None = None,
-    **pool: bool,
 ) -> ComputeFibonacci:
-    workload = make_workload(n, workers=1, timeout=timeout, queue=queue, **pool)
+    workload = make_workload(n, workers=1, timeout=timeout, queue=queue)
     return ComputeFibonacci(workload=workload, num_set=num_set, faults=faults, shed=shed or Count())
 
 
@@ -82,18 +76,16 @@ def make_handler(
 def test_abc_says_whether_num_is_set(
     make_workload: MakeWorkload, num_set: bool, body: bytes
 ) -> None:
-    started = NewChildren()
     response = answer(make_handler(make_workload, num_set=num_set, n=10))
     assert (response.status, response.body, response.content_type) == (200, body, TEXT)
-    # fib(10) is computed inline: no worker process for the lab's default.
-    assert started() == []
+    # fib(10) is computed inline: no worker thread for the lab's default.
+    assert worker_threads() == []
 
 
-def test_abc_computes_a_larger_n_in_a_worker_process(make_workload: MakeWorkload) -> None:
-    started = NewChildren()
-    response = answer(make_handler(make_workload, num_set=True, n=SMALL, threads=False))
+def test_abc_computes_a_larger_n_in_a_worker_thread(make_workload: MakeWorkload) -> None:
+    response = answer(make_handler(make_workload, num_set=True, n=SMALL))
     assert (response.status, response.body) == (200, REPLY_WITH_NUM)
-    assert len(started()) == 1
+    assert len(worker_threads()) == 1
 
 
 def test_abc_past_its_deadline_is_503_and_says_why(
@@ -106,20 +98,38 @@ def test_abc_past_its_deadline_is_503_and_says_why(
     assert (warning.getMessage(), warning.__dict__["n"]) == ("request deadline exceeded", RUNAWAY)
 
 
-def test_abc_without_workers_even_after_a_retry_is_503(make_workload: MakeWorkload) -> None:
-    started = NewChildren()
-    handler = make_handler(make_workload, num_set=True, n=RUNAWAY, threads=False)
+def test_abc_when_no_worker_thread_can_start_is_503(
+    make_workload: MakeWorkload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
 
-    async def both_pools_killed_mid_computation() -> Response:
-        answering = asyncio.create_task(handler(request()))
-        await kill_both_pools_mid_computation(started)
-        return await asyncio.wait_for(answering, 30)
+    handler = make_handler(make_workload, num_set=True, n=SMALL)
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    response = answer(handler)
+    assert (response.status, response.body) == (503, b"workers unavailable, retry shortly\n")
 
-    response = asyncio.run(both_pools_killed_mid_computation())
+
+def test_abc_whose_computation_fails_is_500_and_logged(
+    make_workload: MakeWorkload, caplog: pytest.LogCaptureFixture
+) -> None:
+    workload = make_workload(SMALL, workers=1)
+
+    def failing(n: int, deadline: float, stop: object) -> int:
+        raise ZeroDivisionError
+
+    workload._threads._compute = failing
+    handler = ComputeFibonacci(workload=workload, num_set=True, faults=NO_FAULTS, shed=Count())
+    response = answer(handler)
     assert (response.status, response.body) == (
-        503,
-        b"workers unavailable, retry shortly\n",
+        500,
+        f"computation of fib({SMALL}) failed\n".encode(),
     )
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert (error.getMessage(), error.__dict__["n"]) == ("computation failed", SMALL)
+    assert error.exc_info is not None
+    assert error.exc_info[1] is not None
+    assert type(error.exc_info[1].__cause__) is ZeroDivisionError
 
 
 def test_abc_past_its_queue_is_refused_at_once_and_counted(make_workload: MakeWorkload) -> None:
@@ -141,13 +151,12 @@ def test_abc_past_its_queue_is_refused_at_once_and_counted(make_workload: MakeWo
 
 
 def test_an_injected_error_answers_500_without_computing(make_workload: MakeWorkload) -> None:
-    started = NewChildren()
     start = time.monotonic()
     response = answer(make_handler(make_workload, n=RUNAWAY, faults=Faults(error_ratio=1.0)))
     assert response == INJECTED_FAULT
     assert (response.status, response.body) == (500, b"injected fault (FAULT_ERROR_RATIO is set)\n")
     assert time.monotonic() - start < 5
-    assert started() == []
+    assert worker_threads() == []
 
 
 def test_an_injected_latency_delays_the_reply(make_workload: MakeWorkload) -> None:
