@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import math
 import os
+import statistics
 import time
+from collections import deque
 from collections.abc import Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
@@ -54,8 +56,24 @@ class DeadlineExceeded(Exception):
         self.n = n
 
 
+# Why a computation is refused, the label of example_service_requests_shed_total.
+QUEUE_DELAY = "queue_delay"  # it would wait longer than the queueing budget
+QUEUE_FULL = "queue_full"  # as many computations wait as MAX_QUEUE bounds memory to
+SHED_REASONS = (QUEUE_DELAY, QUEUE_FULL)
+# The time of one computation is the median of the latest ones: a single computation pre-empted
+# for long (a shared machine's hiccup) must not swing admission, since one refusal too many
+# invites clients that retry at once, whose refusals take the core from the worker, which
+# makes the next computations slower still; a lasting change shows within eight answers.
+TIMED = 16
+
+
 class Overloaded(Exception):
-    """Every worker is busy and as many computations wait as the queue may hold."""
+    """The computation would wait longer than the queueing budget, or as many wait as the
+    memory bound holds."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"overloaded: {reason}")
+        self.reason = reason
 
 
 class WorkloadUnavailable(Exception):
@@ -75,38 +93,80 @@ class ComputationFailed(Exception):
 
 
 class Workload:
-    """Computes fib(n) for one n within a deadline, inline or in worker threads."""
+    """Computes fib(n) for one n within a deadline, inline or in worker threads, admitting a
+    computation only when it can expect to start within its queueing budget."""
 
-    def __init__(self, n: int, workers: int, timeout: float, queue_per_worker: int) -> None:
+    def __init__(
+        self, n: int, workers: int, timeout: float, queue_per_worker: int, queue_delay: float
+    ) -> None:
         self._n = n
         self._workers = workers
         self._timeout = timeout
-        # Computations in the threads at once: one running on each worker, the rest waiting.
-        self._capacity = workers * (1 + queue_per_worker)
+        # Nothing admitted may time out waiting (settings check it; kept here too).
+        self._budget = min(queue_delay, timeout)
+        # Computations in the threads at once, at most: one running on each worker, the rest
+        # waiting. A bound on memory, far above what the budget admits.
+        self._limit = workers * (1 + queue_per_worker)
         # Decided once: n is the same for every request.
         self.inline = n <= INLINE_MAX
         self._threads = WorkerThreads(n, workers, WORKER_NICENESS)
+        self._threads.on_answer = self._timed
+        # The latest computations' times, and their median; None until one is done.
+        self._timed_recently: deque[float] = deque(maxlen=TIMED)
+        self._seconds: float | None = None
         self._closed = False
 
     @property
     def workers(self) -> int:
         return self._workers
 
+    @property
+    def seconds_per_computation(self) -> float | None:
+        """The median time of the latest computations, as their pace shows it: None until one
+        is done."""
+        return self._seconds
+
+    def _timed(self, seconds: float) -> None:
+        self._timed_recently.append(seconds)
+        self._seconds = statistics.median(self._timed_recently)
+
     def compute_inline(self) -> int:
         """fib(n) on the event loop, for a workload whose n runs inline (see INLINE_MAX)."""
         return fib(self._n)
 
+    def refusal(self) -> str | None:
+        """Why a computation asked for now would be refused (a SHED_REASONS value), or None.
+
+        Expected wait: the computations ahead of it times the time of one, over the workers;
+        nothing when a worker is idle. Until one computation has been timed, only a worker
+        idle admits one. Cheap, and without an await, so that a refusal costs no more than a
+        probe's answer.
+        """
+        ahead = self._threads.outstanding
+        if ahead < self._workers:
+            return None
+        if ahead >= self._limit:
+            return QUEUE_FULL
+        seconds = self._seconds
+        if seconds is None:
+            return QUEUE_DELAY
+        wait = ahead * seconds / self._workers
+        if wait > self._budget or wait + seconds > self._timeout:
+            return QUEUE_DELAY
+        return None
+
     async def compute(self) -> int:
         """fib(n) in a worker thread, for a workload whose n does not run inline.
 
-        Raises Overloaded at once, without waiting, when the threads hold their capacity: a
-        computation admitted past it would only wait behind the others, and its client
-        longest exactly when the service is overloaded.
+        Raises Overloaded at once, without waiting, when refusal() gives a reason: a
+        computation admitted past its budget would only wait behind the others, and its
+        client longest exactly when the service is overloaded.
         """
         if self._closed:
             raise WorkloadUnavailable
-        if self._threads.outstanding >= self._capacity:
-            raise Overloaded
+        reason = self.refusal()
+        if reason is not None:
+            raise Overloaded(reason)
         try:
             return await self._threads.compute(time.monotonic() + self._timeout)
         except TimeoutError:

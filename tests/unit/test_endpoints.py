@@ -30,6 +30,7 @@ from example_service.lifecycle import Lifecycle, Phase
 from example_service.metrics.loop_local import Count
 from example_service.rsgi import TEXT, Response
 from example_service.system.cgroup import CgroupReader
+from example_service.workload import QUEUE_DELAY, QUEUE_FULL, SHED_REASONS
 
 READINGS = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
 NO_FAULTS = Faults()
@@ -66,10 +67,12 @@ def make_handler(
     timeout: float = 10.0,
     queue: int = 4,
     faults: Faults = NO_FAULTS,
-    shed: Count | None = None,
+    shed: dict[str, Count] | None = None,
+    queue_delay: float | None = None,
 ) -> ComputeFibonacci:
-    workload = make_workload(n, workers=1, timeout=timeout, queue=queue)
-    return ComputeFibonacci(workload=workload, num_set=num_set, faults=faults, shed=shed or Count())
+    workload = make_workload(n, workers=1, timeout=timeout, queue=queue, queue_delay=queue_delay)
+    shed = shed if shed is not None else {reason: Count() for reason in SHED_REASONS}
+    return ComputeFibonacci(workload=workload, num_set=num_set, faults=faults, shed=shed)
 
 
 @pytest.mark.parametrize(("num_set", "body"), [(False, REPLY_WITHOUT_NUM), (True, REPLY_WITH_NUM)])
@@ -119,7 +122,8 @@ def test_abc_whose_computation_fails_is_500_and_logged(
         raise ZeroDivisionError
 
     workload._threads._compute = failing
-    handler = ComputeFibonacci(workload=workload, num_set=True, faults=NO_FAULTS, shed=Count())
+    shed = {reason: Count() for reason in SHED_REASONS}
+    handler = ComputeFibonacci(workload=workload, num_set=True, faults=NO_FAULTS, shed=shed)
     response = answer(handler)
     assert (response.status, response.body) == (
         500,
@@ -132,9 +136,16 @@ def test_abc_whose_computation_fails_is_500_and_logged(
     assert type(error.exc_info[1].__cause__) is ZeroDivisionError
 
 
-def test_abc_past_its_queue_is_refused_at_once_and_counted(make_workload: MakeWorkload) -> None:
-    shed = Count()
-    handler = make_handler(make_workload, n=RUNAWAY, timeout=1.0, queue=0, shed=shed)
+@pytest.mark.parametrize(
+    ("queue", "reason"),
+    # Past the memory bound; or within it, but with no computation timed yet, a worker busy.
+    [(0, QUEUE_FULL), (4, QUEUE_DELAY)],
+)
+def test_abc_refused_at_once_is_counted_by_reason(
+    make_workload: MakeWorkload, queue: int, reason: str
+) -> None:
+    shed = {reason: Count() for reason in SHED_REASONS}
+    handler = make_handler(make_workload, n=RUNAWAY, timeout=1.0, queue=queue, shed=shed)
 
     async def second_while_first_computes() -> Response:
         first = asyncio.create_task(handler(request()))
@@ -146,8 +157,10 @@ def test_abc_past_its_queue_is_refused_at_once_and_counted(make_workload: MakeWo
     response = asyncio.run(second_while_first_computes())
     assert response == OVERLOADED
     assert (response.status, response.headers) == (503, (("retry-after", "1"),))
-    assert response.body == b"service overloaded: every worker is busy, retry shortly\n"
-    assert shed.value == 1
+    assert response.body == b"service overloaded: too much work queued, retry shortly\n"
+    assert {name: count.value for name, count in shed.items()} == {
+        name: int(name == reason) for name in SHED_REASONS
+    }
 
 
 def test_an_injected_error_answers_500_without_computing(make_workload: MakeWorkload) -> None:

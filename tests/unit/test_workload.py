@@ -31,6 +31,8 @@ from example_service.fibonacci import IMPLEMENTATION, Stop, fib, fib_until, inte
 from example_service.worker_threads import MARGIN, NoWorkerThread, WorkerThreads
 from example_service.workload import (
     INLINE_MAX,
+    QUEUE_DELAY,
+    QUEUE_FULL,
     WORKER_NICENESS,
     ComputationFailed,
     DeadlineExceeded,
@@ -105,14 +107,18 @@ def test_a_thread_computes_without_holding_the_gil(make_workload: MakeWorkload) 
 
 
 @compiled_only
-def test_threads_count_every_call_of_their_computations(make_workload: MakeWorkload) -> None:
+def test_threads_count_every_call_of_their_computations(
+    made_threads: list[WorkerThreads],
+) -> None:
     """Several threads at once, each computation's calls added to the module's total."""
     from example_service._fibonacci import calls
 
-    workload = make_workload(SMALL, workers=2, queue=4)
+    threads = WorkerThreads(SMALL, 2, 0)
+    made_threads.append(threads)
 
     async def computations() -> list[int]:
-        return list(await asyncio.gather(*(workload.compute() for _ in range(10))))
+        deadline = time.monotonic() + 10
+        return list(await asyncio.gather(*(threads.compute(deadline) for _ in range(10))))
 
     value = fib(SMALL)  # counted too: before the count starts
     before = calls()
@@ -123,19 +129,18 @@ def test_threads_count_every_call_of_their_computations(make_workload: MakeWorkl
 def test_a_computation_keeps_its_place_until_it_ends_even_once_its_caller_gave_up(
     make_workload: MakeWorkload,
 ) -> None:
-    workload = make_workload(RUNAWAY, workers=1, timeout=0.5, queue=1)
+    workload = make_workload(RUNAWAY, workers=1, timeout=0.5, queue=0)
 
     async def scenario() -> None:
-        abandoned = [asyncio.create_task(workload.compute()) for _ in range(2)]
+        abandoned = asyncio.create_task(workload.compute())
         worker = await computing_thread()
-        for task in abandoned:
-            task.cancel()
-        await asyncio.gather(*abandoned, return_exceptions=True)
+        abandoned.cancel()
+        await asyncio.gather(abandoned, return_exceptions=True)
         with pytest.raises(Overloaded):
             await workload.compute()
-        # Both have ended at their deadline, and their places are free again.
+        # It has ended at its deadline, and its place is free again.
         await until_idle(worker)
-        await until(lambda: _outstanding(workload) == 0, "the abandoned ones to be answered")
+        await until(lambda: _outstanding(workload) == 0, "the abandoned one to be answered")
         with pytest.raises(DeadlineExceeded):
             await workload.compute()
 
@@ -194,7 +199,9 @@ def test_close_stops_the_threads_in_the_middle_of_a_computation(
 
 def test_computations_abandoned_at_close_are_unavailable(make_workload: MakeWorkload) -> None:
     """Computing or still queued, each answers the clear 503, never a 500."""
-    workload = make_workload(RUNAWAY, workers=1)
+    workload = make_workload(RUNAWAY, workers=1, timeout=60)
+    # As if a computation had been timed at 1 ms: the next ones may queue.
+    workload._timed(0.001)
 
     async def scenario() -> list[BaseException | int]:
         computing = [asyncio.create_task(workload.compute()) for _ in range(4)]
@@ -222,7 +229,7 @@ def test_close_while_computations_arrive_answers_every_one(make_workload: MakeWo
         results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
         return {type(result) for result in results}
 
-    assert asyncio.run(scenario()) <= {int, WorkloadUnavailable}
+    assert asyncio.run(scenario()) <= {int, WorkloadUnavailable, Overloaded}
     assert worker_threads() == []
 
 
@@ -261,44 +268,122 @@ def test_a_caller_cancelled_is_cancelled(make_workload: MakeWorkload) -> None:
 
 
 def test_time_spent_waiting_for_a_worker_counts_against_the_deadline(
-    make_workload: MakeWorkload,
+    made_threads: list[WorkerThreads],
 ) -> None:
     timeout = 1.0
-    workload = make_workload(RUNAWAY, workers=1, timeout=timeout)
+    threads = WorkerThreads(RUNAWAY, 1, 0)
+    made_threads.append(threads)
 
     async def scenario() -> tuple[list[BaseException | int], float]:
         start = time.monotonic()
+        deadline = start + timeout
         results = await asyncio.gather(
-            workload.compute(), workload.compute(), return_exceptions=True
+            threads.compute(deadline), threads.compute(deadline), return_exceptions=True
         )
         return list(results), time.monotonic() - start
 
     results, took = asyncio.run(scenario())
-    assert [type(result) for result in results] == [DeadlineExceeded, DeadlineExceeded]
+    assert [type(result) for result in results] == [TimeoutError, TimeoutError]
     # The second was queued behind the first for its whole deadline: it is not run at all.
     assert took < 2 * timeout
 
 
-def test_past_its_queue_a_computation_is_refused_at_once(make_workload: MakeWorkload) -> None:
-    workload = make_workload(RUNAWAY, workers=1, timeout=1.0, queue=1)
+def test_until_a_computation_is_timed_only_an_idle_worker_admits_one(
+    make_workload: MakeWorkload,
+) -> None:
+    workload = make_workload(RUNAWAY, workers=2, timeout=0.5)
+
+    async def scenario() -> list[str | None]:
+        refusals = []
+        computing = []
+        for _ in range(3):
+            refusals.append(workload.refusal())
+            if refusals[-1] is None:
+                computing.append(asyncio.create_task(workload.compute()))
+                await asyncio.sleep(0)
+        start = time.monotonic()
+        with pytest.raises(Overloaded) as refused:
+            await workload.compute()
+        assert refused.value.reason == QUEUE_DELAY
+        assert time.monotonic() - start < 0.05
+        await asyncio.gather(*computing, return_exceptions=True)
+        return refusals
+
+    assert asyncio.run(scenario()) == [None, None, QUEUE_DELAY]
+    assert workload.seconds_per_computation is None
+
+
+def test_admitted_while_the_expected_wait_is_within_the_budget(
+    make_workload: MakeWorkload,
+) -> None:
+    """Computations ahead times the time of one, over the workers, against the budget."""
+    budget = 0.2
+    workload = make_workload(
+        num_lasting(0.02), workers=1, timeout=10, queue=100, queue_delay=budget
+    )
+
+    async def scenario() -> tuple[int, float, list[str | None]]:
+        await workload.compute()
+        await workload.compute()
+        seconds = workload.seconds_per_computation
+        assert seconds is not None
+        admitted: list[asyncio.Task[int]] = []
+        refusals = []
+        for _ in range(round(3 * budget / seconds) + 3):
+            refusals.append(workload.refusal())
+            if refusals[-1] is None:
+                admitted.append(asyncio.create_task(workload.compute()))
+                await asyncio.sleep(0)  # queued before the next one asks
+        results = await asyncio.gather(*admitted)
+        assert results == [results[0]] * len(admitted)
+        return len(admitted), seconds, refusals
+
+    count, seconds, refusals = asyncio.run(scenario())
+    # One on the idle worker, then while ahead * seconds <= budget; every one after refused.
+    assert count == 1 + int(budget / seconds)
+    assert refusals[count:] == [QUEUE_DELAY] * (len(refusals) - count)
+
+
+@pytest.mark.parametrize(("seconds", "refused"), [(0.4, None), (0.6, QUEUE_DELAY)])
+def test_a_computation_that_would_pass_its_deadline_is_refused(
+    make_workload: MakeWorkload, seconds: float, refused: str | None
+) -> None:
+    """A budget as long as the deadline still admits nothing that would time out waiting:
+    one computation ahead, waiting `seconds` is within the budget of 1 s, but computing
+    `seconds` more passes the deadline of 1 s at 0.6 s."""
+    workload = make_workload(RUNAWAY, workers=1, timeout=1.0, queue_delay=1.0)
+    # What the threads report once a computation is timed (a RUNAWAY one never is).
+    workload._timed(seconds)
+
+    async def scenario() -> str | None:
+        first = asyncio.create_task(workload.compute())
+        await asyncio.sleep(0)
+        refusal = workload.refusal()
+        first.cancel()
+        return refusal
+
+    assert asyncio.run(scenario()) == refused
+
+
+def test_past_its_memory_bound_a_computation_is_refused_at_once(
+    make_workload: MakeWorkload,
+) -> None:
+    workload = make_workload(RUNAWAY, workers=1, timeout=1.0, queue=0)
 
     async def scenario() -> list[BaseException | int]:
-        running, waiting = (
-            asyncio.create_task(workload.compute()),
-            asyncio.create_task(workload.compute()),
-        )
-        await asyncio.sleep(0)  # both admitted before the third asks
+        running = asyncio.create_task(workload.compute())
+        await asyncio.sleep(0)  # admitted before the next asks
         start = time.monotonic()
-        with pytest.raises(Overloaded):
+        with pytest.raises(Overloaded) as refused:
             await workload.compute()
+        assert refused.value.reason == QUEUE_FULL
         assert time.monotonic() - start < 0.05
-        return list(await asyncio.gather(running, waiting, return_exceptions=True))
+        return list(await asyncio.gather(running, return_exceptions=True))
 
-    assert [type(r) for r in asyncio.run(scenario())] == [DeadlineExceeded, DeadlineExceeded]
+    assert [type(r) for r in asyncio.run(scenario())] == [DeadlineExceeded]
 
 
 def test_a_refused_niceness_is_warned_once_and_the_threads_compute(
-    make_workload: MakeWorkload,
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -309,10 +394,14 @@ def test_a_refused_niceness_is_warned_once_and_the_threads_compute(
         raise PermissionError(1, "Operation not permitted")
 
     monkeypatch.setattr(os, "setpriority", refused)
-    workload = make_workload(SMALL, workers=2)
+    threads = WorkerThreads(SMALL, 2, WORKER_NICENESS)
 
     async def computations() -> list[int]:
-        return list(await asyncio.gather(*(workload.compute() for _ in range(6))))
+        deadline = time.monotonic() + 10
+        try:
+            return list(await asyncio.gather(*(threads.compute(deadline) for _ in range(6))))
+        finally:
+            threads.close()
 
     assert asyncio.run(computations()) == [fib(SMALL)] * 6
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
