@@ -31,9 +31,15 @@ def threads(pid: int) -> dict[int, str]:
     return found
 
 
-def descriptors(pid: int) -> int:
-    """The open file descriptors of a process."""
-    return len(os.listdir(f"/proc/{pid}/fd"))
+def descriptors(pid: int) -> dict[int, str]:
+    """The open file descriptors of a process, with what each refers to."""
+    found = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed while listed
+            continue
+    return found
 
 
 def num_lasting(seconds: float, ceiling: int = 40, function: Callable[[int], int] = fib) -> int:
