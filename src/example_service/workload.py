@@ -60,6 +60,9 @@ class DeadlineExceeded(Exception):
 QUEUE_DELAY = "queue_delay"  # it would wait longer than the queueing budget
 QUEUE_FULL = "queue_full"  # as many computations wait as MAX_QUEUE bounds memory to
 SHED_REASONS = (QUEUE_DELAY, QUEUE_FULL)
+# Until a computation has been timed, how many may wait per worker: a few clients that start
+# together are served, a burst at a NUM whose time nobody knows yet is not all admitted.
+UNTIMED_QUEUE = 4
 # The time of one computation is the median of the latest ones: a single computation pre-empted
 # for long (a shared machine's hiccup) must not swing admission, since one refusal too many
 # invites clients that retry at once, whose refusals take the core from the worker, which
@@ -138,9 +141,9 @@ class Workload:
         """Why a computation asked for now would be refused (a SHED_REASONS value), or None.
 
         Expected wait: the computations ahead of it times the time of one, over the workers;
-        nothing when a worker is idle. Until one computation has been timed, only a worker
-        idle admits one. Cheap, and without an await, so that a refusal costs no more than a
-        probe's answer.
+        nothing when a worker is idle. Until one computation has been timed, UNTIMED_QUEUE
+        may wait per worker. Cheap, and without an await, so that a refusal costs no more
+        than a probe's answer.
         """
         ahead = self._threads.outstanding
         if ahead < self._workers:
@@ -149,7 +152,7 @@ class Workload:
             return QUEUE_FULL
         seconds = self._seconds
         if seconds is None:
-            return QUEUE_DELAY
+            return QUEUE_DELAY if ahead >= self._workers * (1 + UNTIMED_QUEUE) else None
         wait = ahead * seconds / self._workers
         if wait > self._budget or wait + seconds > self._timeout:
             return QUEUE_DELAY

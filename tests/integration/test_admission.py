@@ -101,7 +101,7 @@ def on_one_core(start_service: StartService) -> Iterator[StartService]:
             capture_output=True,
             check=True,
         )
-        # One computation timed: until then only an idle worker admits one.
+        # One computation timed: until then only a few may wait per worker.
         assert service.get("/abc").status_code == 200
         return service
 

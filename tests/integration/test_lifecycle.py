@@ -14,7 +14,7 @@ from support.waiting import wait_for
 def test_sigterm_drains_serves_in_flight_and_exits_0(start_service: StartService) -> None:
     drain, timeout = 1.0, 5.0
     # A queueing budget as long as the deadline, for all 12 to be admitted, and one
-    # computation timed first (until then only an idle worker admits one): shedding is
+    # computation timed first (until then only 4 may wait per worker): shedding is
     # tested in test_admission.py and test_floods.py.
     service = start_service(
         "--num", "40", "--workers", "2", "--max-queue-delay", "10",

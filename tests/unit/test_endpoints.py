@@ -138,7 +138,7 @@ def test_abc_whose_computation_fails_is_500_and_logged(
 
 @pytest.mark.parametrize(
     ("queue", "reason"),
-    # Past the memory bound; or within it, but with no computation timed yet, a worker busy.
+    # Past the memory bound; or, a computation timed at 0.6 s, past the deadline of 1 s.
     [(0, QUEUE_FULL), (4, QUEUE_DELAY)],
 )
 def test_abc_refused_at_once_is_counted_by_reason(
@@ -146,6 +146,7 @@ def test_abc_refused_at_once_is_counted_by_reason(
 ) -> None:
     shed = {reason: Count() for reason in SHED_REASONS}
     handler = make_handler(make_workload, n=RUNAWAY, timeout=1.0, queue=queue, shed=shed)
+    handler._workload._timed(0.6)
 
     async def second_while_first_computes() -> Response:
         first = asyncio.create_task(handler(request()))

@@ -33,6 +33,7 @@ from example_service.workload import (
     INLINE_MAX,
     QUEUE_DELAY,
     QUEUE_FULL,
+    UNTIMED_QUEUE,
     WORKER_NICENESS,
     ComputationFailed,
     DeadlineExceeded,
@@ -288,15 +289,14 @@ def test_time_spent_waiting_for_a_worker_counts_against_the_deadline(
     assert took < 2 * timeout
 
 
-def test_until_a_computation_is_timed_only_an_idle_worker_admits_one(
-    make_workload: MakeWorkload,
-) -> None:
-    workload = make_workload(RUNAWAY, workers=2, timeout=0.5)
+def test_until_a_computation_is_timed_a_few_wait_per_worker(make_workload: MakeWorkload) -> None:
+    workload = make_workload(RUNAWAY, workers=2, timeout=0.5, queue=100)
+    admitted = 2 * (1 + UNTIMED_QUEUE)
 
     async def scenario() -> list[str | None]:
         refusals = []
         computing = []
-        for _ in range(3):
+        for _ in range(admitted + 2):
             refusals.append(workload.refusal())
             if refusals[-1] is None:
                 computing.append(asyncio.create_task(workload.compute()))
@@ -309,7 +309,7 @@ def test_until_a_computation_is_timed_only_an_idle_worker_admits_one(
         await asyncio.gather(*computing, return_exceptions=True)
         return refusals
 
-    assert asyncio.run(scenario()) == [None, None, QUEUE_DELAY]
+    assert asyncio.run(scenario()) == [None] * admitted + [QUEUE_DELAY] * 2
     assert workload.seconds_per_computation is None
 
 
