@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-import statistics
 import time
-from collections import deque
 from collections.abc import Iterator
 
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
@@ -63,11 +61,14 @@ SHED_REASONS = (QUEUE_DELAY, QUEUE_FULL)
 # Until a computation has been timed, how many may wait per worker: a few clients that start
 # together are served, a burst at a NUM whose time nobody knows yet is not all admitted.
 UNTIMED_QUEUE = 4
-# The time of one computation is the median of the latest ones: a single computation pre-empted
-# for long (a shared machine's hiccup) must not swing admission, since one refusal too many
-# invites clients that retry at once, whose refusals take the core from the worker, which
-# makes the next computations slower still; a lasting change shows within eight answers.
-TIMED = 16
+# The time of one computation is the mean of the latest ones, each weighing less as it ages,
+# by half every PACE_HALF_LIFE seconds: at NUM=25 that is thousands of computations, so a
+# single one pre-empted for long (a shared machine's hiccup) barely moves it, and one refusal
+# too many, which invites clients that retry at once, whose refusals take the core from the
+# worker, is not started by one; at fib(40), a few, so a lasting change shows within seconds.
+# A mean, not a median: the event loop's batches of work make a few long intervals part of
+# the pace, and a median would leave them out.
+PACE_HALF_LIFE = 1.0
 
 
 class Overloaded(Exception):
@@ -114,8 +115,11 @@ class Workload:
         self.inline = n <= INLINE_MAX
         self._threads = WorkerThreads(n, workers, WORKER_NICENESS)
         self._threads.on_answer = self._timed
-        # The latest computations' times, and their median; None until one is done.
-        self._timed_recently: deque[float] = deque(maxlen=TIMED)
+        # The aged sums of the computations' times and of their count, when they were last
+        # aged, and their mean: None until one is done.
+        self._timed_seconds = 0.0
+        self._timed_count = 0.0
+        self._timed_at = 0.0
         self._seconds: float | None = None
         self._closed = False
 
@@ -125,13 +129,17 @@ class Workload:
 
     @property
     def seconds_per_computation(self) -> float | None:
-        """The median time of the latest computations, as their pace shows it: None until one
+        """The mean time of the latest computations, as their pace shows it: None until one
         is done."""
         return self._seconds
 
     def _timed(self, seconds: float) -> None:
-        self._timed_recently.append(seconds)
-        self._seconds = statistics.median(self._timed_recently)
+        now = time.monotonic()
+        weight = 0.5 ** ((now - self._timed_at) / PACE_HALF_LIFE)
+        self._timed_seconds = self._timed_seconds * weight + seconds
+        self._timed_count = self._timed_count * weight + 1
+        self._timed_at = now
+        self._seconds = self._timed_seconds / self._timed_count
 
     def compute_inline(self) -> int:
         """fib(n) on the event loop, for a workload whose n runs inline (see INLINE_MAX)."""
