@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import signal
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -172,36 +171,3 @@ def test_fib_until_ends_once_its_stop_is_set(fib_until: tuple[Any, Any, Any]) ->
     # And any computation given it afterwards ends at once.
     with pytest.raises(stopped_error):
         function(50, time.monotonic() + 60, stop)
-
-
-@pytest.fixture
-def switch_interval() -> Iterator[None]:
-    previous = sys.getswitchinterval()
-    # Long enough that a thread wanting the GIL would not get it while the test holds it.
-    sys.setswitchinterval(60)
-    yield
-    sys.setswitchinterval(previous)
-
-
-@pytest.mark.usefixtures("switch_interval")
-def test_fib_until_computes_without_the_gil(compiled: ModuleType) -> None:
-    """Once started, it computes while this thread keeps the GIL (time.thread_time does not
-    release it): the thread gains the CPU time of the whole computation meanwhile."""
-    n = 32
-    cost = cpu_seconds(compiled.fib, n)
-    thread = threading.Thread(
-        target=compiled.fib_until, args=(n, time.monotonic() + 60, compiled.Stop())
-    )
-    thread.start()
-    assert thread.native_id is not None
-    spun = time.thread_time()
-    while time.thread_time() - spun < max(0.5, 5 * cost):
-        pass
-    computed = thread_cpu_seconds(thread.native_id)
-    thread.join(5)
-    assert computed >= 0.8 * cost, f"{computed:.4f} s of {cost:.4f} s computed"
-
-
-def thread_cpu_seconds(thread: int) -> float:
-    with open(f"/proc/self/task/{thread}/schedstat") as schedstat:
-        return int(schedstat.read().split()[0]) / 1e9
