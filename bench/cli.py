@@ -23,6 +23,7 @@ from bench.report import caveats, machine, print_table, summarise
 from bench.rounds import Cell, run_rounds
 from bench.scorecard import (
     HEALTHZ_NUM,
+    OVERLOAD_NUM,
     SCENARIOS,
     print_scorecard,
     rows,
@@ -54,10 +55,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--mode",
         choices=["targets", *sorted(MEASURES)],
         default="targets",
-        help="targets: every target of issue 10 (NUM unset, NUM=25 on one and two cores, "
-        f"/healthz at NUM={HEALTHZ_NUM}) judged in one table; "
+        help="targets: every target of issues 10 and 20 (NUM unset, NUM=25 on one and two "
+        f"cores, /healthz at NUM={HEALTHZ_NUM}, NUM=25 overloaded) judged in one table; "
         "throughput: /abc, /metrics, RSS, time to ready; "
-        f"healthz: /healthz latency while /abc is saturated (NUM defaults to {HEALTHZ_NUM})",
+        f"healthz: /healthz latency while /abc is saturated (NUM defaults to {HEALTHZ_NUM}); "
+        "overload: /abc closed loop at 4, 64, 256 and 1024 connections and open loop at "
+        "twice the capacity (NUM defaults to 25)",
     )
     p.add_argument(
         "--num",
@@ -143,6 +146,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         args.cores = ",".join(str(c) for c in sorted({c for sc in SCENARIOS for c in sc.cores}))
     if args.mode == "healthz" and args.num is None:
         args.num = HEALTHZ_NUM
+    if args.mode == "overload" and args.num is None:
+        args.num = OVERLOAD_NUM
     args.targets = args.targets or ",".join(DEFAULT_TARGETS)
     args.cores = args.cores or "1"
     try:
@@ -200,6 +205,17 @@ def cells_json(cells: list[Cell], summary: dict[str, Any], num: int | None, serv
     }
 
 
+def mode_seconds(args: argparse.Namespace, targets: int) -> int:
+    """A single mode's run's duration, roughly: every round of every target and core count."""
+    per_round: int = args.warmup + args.duration + 2
+    if args.mode == "throughput":
+        per_round += args.metrics_duration
+    if args.mode == "overload":
+        # Four closed-loop runs and the open loop, each settling after.
+        per_round = args.warmup + 5 * (args.duration + 2)
+    return int(per_round * targets * len(args.cores) * args.rounds)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     # SIGTERM takes the same path as Ctrl-C, so every server and wrk is stopped.
@@ -251,11 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"targets={[t.name for t in targets]}",
                     flush=True,
                 )
-                per_round = args.warmup + args.duration + 2
-                if args.mode == "throughput":
-                    per_round += args.metrics_duration
-                cells_count = len(targets) * len(args.cores)
-                print(f"about {per_round * cells_count * args.rounds} s", flush=True)
+                print(f"about {mode_seconds(args, len(targets))} s", flush=True)
                 cells = run_rounds(targets, settings)
     except BenchError as exc:
         print(f"bench: {exc}", file=sys.stderr)

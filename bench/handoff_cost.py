@@ -1,15 +1,15 @@
 """What handing one computation to a worker thread and back costs, by way of hand-off.
 
-The workload's compiled fib runs in threads (README, "Under load"); below the hand-off's cost
-it runs inline instead. Compared here, each on a uvloop loop with a computation that does
-next to nothing, so only the hand-off is measured: the executor asyncio offers
-(`loop.run_in_executor` on a `ThreadPoolExecutor`), a `queue.SimpleQueue` read by a plain
-thread that answers with `loop.call_soon_threadsafe` (what the workload did before), and what
-the workload does: its WorkerThreads, whose compiled pool hands over and answers without the
-worker ever taking the GIL, here computing fib(1), one call.
+The workload's fib runs in threads (docs/design.md, "Under load"); below the hand-off's cost it runs
+inline instead. Compared here, each on a uvloop loop with a computation that does next to
+nothing, so only the hand-off is measured: the executor asyncio offers
+(`loop.run_in_executor` on a `ThreadPoolExecutor`), a bare `queue.SimpleQueue` read by a
+plain thread that answers with `loop.call_soon_threadsafe`, and what the workload does: its
+WorkerThreads (the same SimpleQueue hand-off, with the deadline's outer bound and the count of
+outstanding computations), here computing fib(1), one call, with the compiled fib_until.
 Printed: process CPU time per round trip (both threads'; steady on a busy machine, unlike
 wall time) and wall time, medians of alternating rounds, with `concurrency` hand-offs in
-flight at once.
+flight at once, and each one's ratio to the executor's.
 
     .venv/bin/python -m bench.handoff_cost [--rounds 7] [--count 20000] [--concurrency 1]
 """
@@ -98,11 +98,11 @@ def main() -> None:
 
         async def rounds() -> None:
             # Made on the loop, which it answers on.
-            threads = WorkerThreads(1, 1, 0, options.concurrency)
+            threads = WorkerThreads(1, 1, 0)
             ways = {
                 "run_in_executor(ThreadPoolExecutor)": executor_hand_off(executor),
                 "SimpleQueue + call_soon_threadsafe": queue_hand_off(jobs),
-                "WorkerThreads (compiled pool, eventfd)": worker_threads_hand_off(threads),
+                "WorkerThreads (SimpleQueue, bounded wait)": worker_threads_hand_off(threads),
             }
             try:
                 for _ in range(options.rounds):
@@ -117,10 +117,14 @@ def main() -> None:
     jobs.put(None)
     worker.join()
     print(f"{options.rounds} rounds of {options.count}, {options.concurrency} in flight")
+    executor_cpu = statistics.median(c for c, _ in figures[next(iter(figures))])
     for name, taken in figures.items():
-        cpu = statistics.median(c for c, _ in taken) * 1e6
+        cpu = statistics.median(c for c, _ in taken)
         wall = statistics.median(w for _, w in taken) * 1e6
-        print(f"{name:40} {cpu:6.1f} µs CPU {wall:6.1f} µs wall per hand-off")
+        print(
+            f"{name:42} {cpu * 1e6:6.1f} µs CPU ({cpu / executor_cpu:4.2f}x) "
+            f"{wall:6.1f} µs wall per hand-off"
+        )
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import BenchError
+from bench.overload import measure_overload
 from bench.sampling import CpuReading, tree_memory_mb, wait_idle
 from bench.servers import Server, http_get
 from bench.targets import LOOPBACK
@@ -217,4 +218,8 @@ def measure_healthz(
 
 
 Measure = Callable[[Server, BenchSettings, Sequence[int]], dict[str, Any]]
-MEASURES: dict[str, Measure] = {"throughput": measure_throughput, "healthz": measure_healthz}
+MEASURES: dict[str, Measure] = {
+    "throughput": measure_throughput,
+    "healthz": measure_healthz,
+    "overload": measure_overload,
+}

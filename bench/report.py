@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.measure import BenchSettings
+from bench.overload import CONNECTIONS
 from bench.rounds import MACHINE_CPUS, Cell
 
 
@@ -59,7 +60,34 @@ HEALTHZ_FIGURES = [
     Figure("ready_ms", "time to ready ms", "{:.1f}"),
     Figure("ready_cpu_ms", "CPU until ready ms", "{:.1f}"),
 ]
-FIGURES = {"throughput": THROUGHPUT_FIGURES, "healthz": HEALTHZ_FIGURES}
+OVERLOAD_FIGURES = [
+    *(
+        figure
+        for connections in CONNECTIONS
+        for figure in (
+            Figure(f"rps_c{connections}", f"{connections} connections: 2xx/s", "{:,.0f}"),
+            Figure(f"refused_pct_c{connections}", "  refused %", "{:.2f}", ratio=False),
+            Figure(f"p99_ms_c{connections}", "  p99 ms", "{:.2f}"),
+        )
+    ),
+    *(
+        Figure(f"rps_c{c}_over_4", f"{c} connections: 2xx/s over 4's", "{:.2f}", ratio=False)
+        for c in CONNECTIONS[1:]
+    ),
+    Figure("capacity_rps", "capacity: most 2xx/s", "{:,.0f}"),
+    Figure("open_rate", "open loop: rate sent req/s", "{:,.0f}", ratio=False),
+    Figure("open_answered_over_capacity", "  200/s over capacity", "{:.2f}", ratio=False),
+    Figure("open_refused_pct", "  refused %", "{:.1f}", ratio=False),
+    Figure("open_admitted_p99_ms", "  admitted p99 ms (service)", "{:.1f}", ratio=False),
+    Figure("open_admitted_p99_over_bound", "  over budget + one", "{:.2f}", ratio=False),
+    Figure("open_refused_p99_ms", "  refused p99 ms (service)", "{:.3f}", ratio=False),
+    Figure("open_p99_ms", "  p99 ms (client, all)", "{:.1f}", ratio=False),
+]
+FIGURES = {
+    "throughput": THROUGHPUT_FIGURES,
+    "healthz": HEALTHZ_FIGURES,
+    "overload": OVERLOAD_FIGURES,
+}
 
 
 def _median(values: list[float]) -> float | None:

@@ -76,6 +76,15 @@ def run_rounds(targets: list[Target], settings: BenchSettings) -> list[Cell]:
 
 
 def progress_line(f: dict[str, Any], settings: BenchSettings) -> str:
+    if settings.mode == "overload":
+        closed = ", ".join(
+            f"{c}: {f[f'rps_c{c}']:,.0f}/s {f[f'refused_pct_c{c}']:.1f}% refused"
+            for c in (4, 64, 256, 1024)
+            if f.get(f"rps_c{c}") is not None and f.get(f"refused_pct_c{c}") is not None
+        )
+        answered = f.get("open_answered_over_capacity")
+        opened = "" if answered is None else f"; open loop {answered:.2f}x capacity answered"
+        return closed + opened
     if settings.mode == "healthz":
         return (
             f"/healthz p99 {f['healthz_p99_ms']:.2f} ms over {f['healthz_probes']} probes, "

@@ -23,15 +23,14 @@ from bench.targets import REFERENCE, TARGETS, Target
 SERVICE = "example-service"
 ACCESS_LOG_OFF = "example-service-access-log-off"
 HEALTHZ_NUM = 30  # saturates the workers with compiled fib too (a request takes milliseconds)
+OVERLOAD_NUM = 25  # issue 20's case: 0.3 ms a computation, more clients than one core serves
 
 
-# With NUM set, /abc runs in the worker pool, and the service answers 503 at once to what
-# would wait behind more than MAX_QUEUE (4) computations per worker. Four connections per
-# server core keep each worker busy with work always queued, and are never shed: the figures
-# are computations, as with the Go peer, whose goroutines queue without bound. 64 connections
-# would measure a storm of refusals that wrk retries the instant it gets them. Per core, not
-# four in all: on two cores four left the workers waiting on the round trips (the two-core
-# server 12-13% idle) and measured the load generator rather than the service.
+# With NUM set, /abc runs in the worker threads. Four connections per server core keep each
+# worker busy with work always queued: the figures are computations, as with the Go peer.
+# More clients than that are the overload scenario's. Per core, not four in all: on two cores
+# four left the workers waiting on the round trips (the two-core server 12-13% idle) and
+# measured the load generator rather than the service.
 WORKLOAD_CONNECTIONS_PER_CORE = 4
 
 
@@ -53,6 +52,7 @@ SCENARIOS = [
     Scenario(
         "healthz", "healthz", HEALTHZ_NUM, [1], [REFERENCE, SERVICE], WORKLOAD_CONNECTIONS_PER_CORE
     ),
+    Scenario("overload", "overload", OVERLOAD_NUM, [1], [REFERENCE, SERVICE]),
 ]
 
 
@@ -63,6 +63,8 @@ def scenario_seconds(settings: BenchSettings) -> int:
         per_round = settings.warmup + settings.duration + 2
         if sc.mode == "throughput":
             per_round += settings.metrics_duration
+        if sc.mode == "overload":
+            per_round = settings.warmup + 5 * (settings.duration + 2)
         total += per_round * len(sc.targets) * len(sc.cores) * settings.rounds
     return total
 
@@ -197,6 +199,27 @@ GOALS = [
          reference=True),
     Goal(f"(f) /healthz p99 ms, /abc saturated at NUM={HEALTHZ_NUM}", "healthz",
          "healthz_p99_ms", "{:.2f}", UNDER, 20, unit="ms"),
+    # Issue 20, NUM=25 on one core: only 2xx answers count as throughput.
+    *(
+        goal
+        for c in (64, 256, 1024)
+        for goal in (
+            Goal(f"(20) {c} connections: 2xx/s over 4 connections'", "overload",
+                 f"rps_c{c}_over_4", "{:.2f}", AT_LEAST, 0.9, unit=""),
+            Goal(f"(20) {c} connections: 2xx/s", "overload", f"rps_c{c}", RPS, AT_LEAST, 0.8),
+        )
+    ),
+    *(
+        Goal(f"(20) {c} connections: refused %", "overload", f"refused_pct_c{c}", "{:.2f}",
+             UNDER, 1, unit="%")
+        for c in (64, 256)
+    ),
+    Goal("(20) open loop at 2x capacity: 200/s over capacity", "overload",
+         "open_answered_over_capacity", "{:.2f}", AT_LEAST, 0.9, unit=""),
+    Goal("(20) open loop: admitted p99 over budget + one computation", "overload",
+         "open_admitted_p99_over_bound", "{:.2f}", AT_MOST, 1, unit=""),
+    Goal("(20) open loop: refused p99 ms (in the service)", "overload", "open_refused_p99_ms",
+         "{:.3f}", AT_MOST, 1, unit="ms"),
 ]  # fmt: skip
 
 

@@ -13,45 +13,22 @@ Two ways to compute:
 - fib(n), run with the GIL held, for the event loop's inline computations; every 65,536
   calls (about 0.1 ms) it lets Python run its signal handlers, as the Python version does
   between bytecodes;
-- a Pool, whose threads wait for computations, compute them and post their results without
-  ever taking the GIL (see Pool).
+- fib_until(n, deadline, stop), for the worker threads: it releases the GIL while it
+  computes, so threads compute in parallel, and every 65,536 calls it reads the clock
+  against its deadline and its Stop flag, without the GIL.
 """
 
 from libc.math cimport INFINITY
-from libc.stdlib cimport free, malloc
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
-from posix.unistd cimport close, read, write
-from cpython.exc cimport PyErr_SetFromErrno
 
 cdef extern from "Python.h":
     # Declared without Cython's exception check: the recursion returns 0 to unwind, and the
     # exception a signal handler raised stays pending until fib() raises it.
     int _run_signal_handlers "PyErr_CheckSignals" ()
 
-cdef extern from "<pthread.h>" nogil:
-    ctypedef struct pthread_mutex_t:
-        pass
-    ctypedef struct pthread_cond_t:
-        pass
-    int pthread_mutex_init(pthread_mutex_t *mutex, const void *attributes)
-    int pthread_mutex_destroy(pthread_mutex_t *mutex)
-    int pthread_mutex_lock(pthread_mutex_t *mutex)
-    int pthread_mutex_unlock(pthread_mutex_t *mutex)
-    int pthread_cond_init(pthread_cond_t *condition, const void *attributes)
-    int pthread_cond_destroy(pthread_cond_t *condition)
-    int pthread_cond_wait(pthread_cond_t *condition, pthread_mutex_t *mutex)
-    int pthread_cond_signal(pthread_cond_t *condition)
-    int pthread_cond_broadcast(pthread_cond_t *condition)
-
-cdef extern from "<sys/eventfd.h>" nogil:
-    int eventfd(unsigned int initial, int flags)
-    enum:
-        EFD_NONBLOCK
-        EFD_CLOEXEC
-
 cdef extern from *:
     """
-    /* Pool.stop() writes from one thread while computations read in others: atomics make
+    /* Stop.set() writes from one thread while computations read in others: atomics make
        that well defined (a plain int could be read once and kept in a register). */
     static inline int example_service_load_flag(const int *flag) {
         return __atomic_load_n(flag, __ATOMIC_RELAXED);
@@ -89,19 +66,9 @@ ctypedef bint (*Check)(Computation *c) noexcept nogil
 cdef struct Computation:
     unsigned long long calls
     Check must_stop
-    # A pool's computations: seconds of CLOCK_MONOTONIC, and the pool's stop flag.
+    # fib_until's: seconds of CLOCK_MONOTONIC, and its Stop's flag.
     double deadline
     const int *stop
-    Outcome outcome
-
-cdef struct Job:
-    unsigned long long id
-    double deadline
-
-cdef struct Result:
-    unsigned long long id
-    unsigned long long value
-    unsigned long long calls
     Outcome outcome
 
 cdef unsigned long long _calls = 0
@@ -167,214 +134,42 @@ def fib(long n) -> int:
     return result
 
 
-cdef class Pool:
-    """Computations of fib(n), each within its deadline, handed to threads that never take
-    the GIL.
+cdef class Stop:
+    """A flag that ends, within about 0.1 ms, every fib_until given it, and makes any given
+    it afterwards end at once. Set from any thread; never cleared."""
 
-    Each thread, started by the caller, calls serve(), which waits for jobs, computes and
-    posts results with the GIL released until the pool is stopped. submit() queues a job; a
-    thread posting a result writes to the eventfd that fileno() gives, and drain() collects
-    the results. A thread that took the GIL, to return from a Python queue and to wake the
-    event loop, would wait for the loop to let go of it twice per computation, and the GIL
-    would pass between them each time; this way the loop and the threads only wake each
-    other (docs/design.md, "Under load").
+    cdef int _flag
 
-    Jobs and results are kept in two rings of `capacity` entries, guarded by a mutex: at
-    most `capacity` jobs are outstanding (submitted and not yet drained), and submit()
-    refuses more. A computation reads CLOCK_MONOTONIC (time.monotonic's clock)
-    against its deadline and the pool's stop flag every 65,536 calls (about 0.1 ms).
-    """
+    def set(self) -> None:
+        raise_flag(&self._flag)
 
-    cdef long _n
-    cdef Py_ssize_t _capacity
-    cdef pthread_mutex_t _lock
-    # Signalled for each job submitted, broadcast when stopped: the idle threads wait on it.
-    cdef pthread_cond_t _work
-    cdef bint _synchronised
-    # Raised once by stop(); read by every computation as well as under the lock.
-    cdef int _stop
-    cdef int _eventfd
-    cdef Job *_jobs
-    cdef Py_ssize_t _first_job, _queued
-    cdef Result *_results
-    cdef Py_ssize_t _first_result, _posted
-    # drain() copies the results out before it makes Python objects of them: making objects
-    # can run a finalizer, which must not find the lock held.
-    cdef Result *_drained
-    cdef Py_ssize_t _outstanding, _serving
+    def is_set(self) -> bool:
+        return load_flag(&self._flag) != 0
 
-    def __cinit__(self, long n, Py_ssize_t capacity) -> None:
-        self._eventfd = -1
-        _check_exact(n)
-        if capacity < 1:
-            raise ValueError(f"a pool holds at least one job, not {capacity}")
-        self._n = n
-        self._capacity = capacity
-        self._jobs = <Job *>malloc(capacity * sizeof(Job))
-        self._results = <Result *>malloc(capacity * sizeof(Result))
-        self._drained = <Result *>malloc(capacity * sizeof(Result))
-        if self._jobs == NULL or self._results == NULL or self._drained == NULL:
-            raise MemoryError
-        pthread_mutex_init(&self._lock, NULL)
-        pthread_cond_init(&self._work, NULL)
-        self._synchronised = True
-        self._eventfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)
-        if self._eventfd < 0:
-            PyErr_SetFromErrno(OSError)
 
-    def __dealloc__(self) -> None:
-        # No thread can be serving: each holds a reference to the pool while it does.
-        self._release()
+class Stopped(Exception):
+    """fib_until ended because its Stop was set."""
 
-    cdef void _release(self) noexcept:
-        free(self._jobs)
-        free(self._results)
-        free(self._drained)
-        self._jobs = self._results = self._drained = NULL
-        if self._synchronised:
-            pthread_cond_destroy(&self._work)
-            pthread_mutex_destroy(&self._lock)
-            self._synchronised = False
-        if self._eventfd >= 0:
-            close(self._eventfd)
-            self._eventfd = -1
 
-    def fileno(self) -> int:
-        """The eventfd, readable once a result is posted, until drain()."""
-        if self._eventfd < 0:
-            raise ValueError("the pool is closed")
-        return self._eventfd
-
-    def submit(self, unsigned long long job, double deadline) -> bool:
-        """Queue fib(n) within deadline, a time.monotonic() time, as job: False, queueing
-        nothing, when `capacity` jobs are outstanding."""
-        if self._jobs == NULL:
-            raise ValueError("the pool is closed")
-        pthread_mutex_lock(&self._lock)
-        if load_flag(&self._stop):
-            pthread_mutex_unlock(&self._lock)
-            raise ValueError("the pool is stopped")
-        if self._outstanding == self._capacity:
-            pthread_mutex_unlock(&self._lock)
-            return False
-        self._jobs[(self._first_job + self._queued) % self._capacity] = Job(job, deadline)
-        self._queued += 1
-        self._outstanding += 1
-        pthread_mutex_unlock(&self._lock)
-        # Once unlocked: a thread woken on another core would otherwise run only to wait
-        # for the lock.
-        pthread_cond_signal(&self._work)
-        return True
-
-    def serve(self) -> None:
-        """Compute jobs, with the GIL released, until the pool is stopped; then answer the
-        jobs still queued STOPPED. Called by each of the pool's threads."""
-        if self._jobs == NULL:
-            raise ValueError("the pool is closed")
-        with nogil:
-            self._serve()
-
-    cdef void _serve(self) noexcept nogil:
-        cdef Job job
-        cdef Computation c
-        cdef unsigned long long value
-        cdef Py_ssize_t abandoned
-        pthread_mutex_lock(&self._lock)
-        self._serving += 1
-        while True:
-            while self._queued == 0 and not load_flag(&self._stop):
-                pthread_cond_wait(&self._work, &self._lock)
-            if load_flag(&self._stop):
-                break
-            job = self._jobs[self._first_job]
-            self._first_job = (self._first_job + 1) % self._capacity
-            self._queued -= 1
-            pthread_mutex_unlock(&self._lock)
-            c = Computation(0, _expired_or_stopped, job.deadline, &self._stop, RUNNING)
-            value = 0
-            # Checked once before starting too: a job that waited past its deadline never
-            # starts.
-            if not _expired_or_stopped(&c):
-                value = _fib(self._n, &c)
-            pthread_mutex_lock(&self._lock)
-            self._post(Result(job.id, value, c.calls, c.outcome))
-            pthread_mutex_unlock(&self._lock)
-            self._signal()
-            pthread_mutex_lock(&self._lock)
-        abandoned = self._queued
-        while self._queued > 0:
-            self._post(Result(self._jobs[self._first_job].id, 0, 0, STOPPED))
-            self._first_job = (self._first_job + 1) % self._capacity
-            self._queued -= 1
-        self._serving -= 1
-        pthread_mutex_unlock(&self._lock)
-        if abandoned:
-            self._signal()
-
-    cdef void _post(self, Result result) noexcept nogil:
-        # Under the lock. Outstanding jobs number at most capacity, so there is room.
-        self._results[(self._first_result + self._posted) % self._capacity] = result
-        self._posted += 1
-
-    cdef void _signal(self) noexcept nogil:
-        # Once unlocked: the event loop, woken at a higher priority, would otherwise preempt
-        # this thread on its core and wait for the lock it holds. Cannot fail: the counter
-        # would have to reach 2**64 - 1 first.
-        cdef unsigned long long one = 1
-        write(self._eventfd, &one, sizeof(one))
-
-    def drain(self) -> list:
-        """The results posted since the last drain, as (job, answer): fib(n), TimeoutError
-        for a job past its deadline, None for one the stop ended or never started. Adds
-        their calls to the module's total."""
-        global _calls
-        cdef unsigned long long count
-        cdef Py_ssize_t taken, index
-        cdef Result result
-        if self._results == NULL:
-            return []
-        # Emptied first: a result posted from here on writes to it again.
-        read(self._eventfd, &count, sizeof(count))
-        pthread_mutex_lock(&self._lock)
-        taken = self._posted
-        for index in range(taken):
-            self._drained[index] = self._results[(self._first_result + index) % self._capacity]
-        self._first_result = (self._first_result + taken) % self._capacity
-        self._posted = 0
-        self._outstanding -= taken
-        pthread_mutex_unlock(&self._lock)
-        answers = []
-        for index in range(taken):
-            result = self._drained[index]
-            _calls += result.calls
-            if result.outcome == EXPIRED:
-                answers.append((result.id, TimeoutError()))
-            elif result.outcome == STOPPED:
-                answers.append((result.id, None))
-            else:
-                answers.append((result.id, result.value))
-        return answers
-
-    def stop(self) -> None:
-        """End every computation within about 0.1 ms and every serve() after it: the jobs
-        still queued are answered None."""
-        if not self._synchronised:
-            return
-        pthread_mutex_lock(&self._lock)
-        raise_flag(&self._stop)
-        pthread_cond_broadcast(&self._work)
-        pthread_mutex_unlock(&self._lock)
-
-    def close(self) -> None:
-        """Free the rings and close the eventfd, once every serve() has returned. Results
-        not drained by then are lost."""
-        if self._synchronised:
-            pthread_mutex_lock(&self._lock)
-            serving = self._serving
-            pthread_mutex_unlock(&self._lock)
-            if serving:
-                raise RuntimeError(f"{serving} threads still serve the pool")
-        self._release()
+def fib_until(long n, double deadline, Stop stop not None) -> int:
+    """fib(n) with the GIL released, for a worker thread: TimeoutError once deadline, a
+    time.monotonic() time (CLOCK_MONOTONIC), has passed, Stopped once stop is set. Neither
+    is checked more than every 65,536 calls (about 0.1 ms), and both before it starts: a
+    computation that waited past its deadline never starts."""
+    global _calls
+    _check_exact(n)
+    cdef Computation c = Computation(0, _expired_or_stopped, deadline, &stop._flag, RUNNING)
+    cdef unsigned long long result = 0
+    with nogil:
+        if not _expired_or_stopped(&c):
+            result = _fib(n, &c)
+    # With the GIL held again: threads adding at once cannot lose counts.
+    _calls += c.calls
+    if c.outcome == EXPIRED:
+        raise TimeoutError
+    if c.outcome == STOPPED:
+        raise Stopped
+    return result
 
 
 def calls() -> int:

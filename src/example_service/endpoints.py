@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from example_service.rsgi import Response, Scope
 from example_service.system.cgroup import CgroupReader
 from example_service.system.worker import Missed, OffLoop
 from example_service.workload import (
+    ComputationFailed,
     DeadlineExceeded,
     Overloaded,
     Workload,
@@ -29,11 +31,12 @@ REPLY_WITHOUT_NUM = b"there is no env NUM. Computation succeeded\n"
 
 
 INJECTED_FAULT = Response(500, b"injected fault (FAULT_ERROR_RATIO is set)\n")
-# One computation takes well under a second at the NUM_MAX default: a second later, a slot
-# has most likely freed. Retry-After takes whole seconds.
+# A refusal means the computations queued would make this one wait past its budget
+# (MAX_QUEUE_DELAY, a second by default): a second later the queue has most
+# likely moved on. Retry-After takes whole seconds.
 OVERLOADED = Response(
     503,
-    b"service overloaded: every worker is busy, retry shortly\n",
+    b"service overloaded: too much work queued, retry shortly\n",
     headers=(("retry-after", "1"),),
 )
 
@@ -42,10 +45,13 @@ class ComputeFibonacci:
     """GET /abc: computes the workload's fib(n) and answers with the lab's reply, which says
     whether NUM is set."""
 
-    def __init__(self, *, workload: Workload, num_set: bool, faults: Faults, shed: Count) -> None:
+    def __init__(
+        self, *, workload: Workload, num_set: bool, faults: Faults, shed: Mapping[str, Count]
+    ) -> None:
         self._workload = workload
         self._ok = Response(200, REPLY_WITH_NUM if num_set else REPLY_WITHOUT_NUM)
         self._faults = faults if faults.enabled else None
+        # By reason (workload.SHED_REASONS).
         self._shed = shed
 
     async def __call__(self, scope: Scope) -> Response:
@@ -58,16 +64,27 @@ class ComputeFibonacci:
             # Right here, without an await: for the lab's fib(10) an await costs more than it.
             workload.compute_inline()
             return self._ok
+        # Refused here, before any await: a refusal costs no more than a probe's answer.
+        reason = workload.refusal()
+        if reason is not None:
+            self._shed[reason].value += 1
+            return OVERLOADED
+        return await self._in_worker(workload)
+
+    async def _in_worker(self, workload: Workload) -> Response:
         try:
             await workload.compute()
-        except Overloaded:
-            self._shed.value += 1
+        except Overloaded as overloaded:
+            self._shed[overloaded.reason].value += 1
             return OVERLOADED
         except DeadlineExceeded as error:
             log.warning("request deadline exceeded", extra={"n": error.n})
             return Response(503, f"{error}\n".encode())
         except WorkloadUnavailable as error:
             return Response(503, f"{error}\n".encode())
+        except ComputationFailed as error:
+            log.exception("computation failed", extra={"n": error.n})
+            return Response(500, f"{error}\n".encode())
         return self._ok
 
 

@@ -17,7 +17,12 @@ from example_service.metrics.exposition import MetricsEndpoint
 from example_service.metrics.registry import build_registry
 from example_service.settings import Settings
 from example_service.system.cgroup import CgroupReader
-from example_service.workload import Workload, default_workers
+from example_service.workload import (
+    SHED_REASONS,
+    Workload,
+    WorkloadCollector,
+    default_workers,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +45,9 @@ class Service:
             settings.workers or default_workers(cgroup.cpu_limit_cores()),
             settings.request_timeout,
             settings.max_queue,
+            settings.queue_delay,
         )
+        metrics.registry.register(WorkloadCollector(self.workload))
         if IMPLEMENTATION == "python":
             log.warning(
                 "the compiled modules are not installed (built without a C compiler?): "
@@ -71,8 +78,7 @@ class Service:
                         workload=self.workload,
                         num_set=settings.num is not None,
                         faults=faults,
-                        # The only reason today; the label leaves room for others.
-                        shed=metrics.shed.child(("queue_full",)),
+                        shed={reason: metrics.shed.child((reason,)) for reason in SHED_REASONS},
                     )
                 },
                 "/metrics": {"GET": MetricsEndpoint(metrics.registry, metrics.readings)},

@@ -42,6 +42,10 @@ from example_service.faults import MAX_LATENCY_MS, DelayRange
 DEFAULT_NUM_MAX = 40
 # Deeper than this the naive recursion would run for hours; the deadline still applies below.
 NUM_MAX_CEILING = 60
+# MAX_QUEUE_DELAY's default, as a fraction of REQUEST_TIMEOUT: 1 s at its 10 s default, room
+# for the queue of 1,024 clients at NUM=25 on one core (about 0.4 s) 2.5 times over (README,
+# "Configuration").
+QUEUE_DELAY_FRACTION = 10
 # fib(10) is what the lab computes when NUM is unset.
 NUM_WHEN_UNSET = 10
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -192,7 +196,7 @@ class Settings:
     workers: int | None = setting(
         None,
         integer(1, 256),
-        "workers for the Fibonacci workload (threads; processes where fib runs in Python)",
+        "worker threads for the Fibonacci workload",
         default_text="the CPU quota rounded up, at most the CPUs of the affinity mask",
     )
     request_timeout: float = setting(
@@ -221,9 +225,19 @@ class Settings:
         "client connections held open at once; past it new ones wait in the listen queue",
     )
     max_queue: int = setting(
-        4,
+        10_000,
         integer(0, 100_000),
-        "/abc computations waiting for a worker, per worker; past it /abc answers 503 at once",
+        "/abc computations waiting, per worker: a bound on memory far above what "
+        "MAX_QUEUE_DELAY admits; past it /abc answers 503 at once",
+    )
+    # Declared after REQUEST_TIMEOUT, which bounds it.
+    max_queue_delay: float | None = setting(
+        None,
+        optional(seconds(0, 3600)),
+        "longest an /abc computation may expect to wait for a worker, by the computations "
+        "ahead of it and the measured time of one; past it /abc answers 503 at once",
+        accepted="seconds from 0 to {request_timeout}; empty means the default",
+        default_text=f"REQUEST_TIMEOUT / {QUEUE_DELAY_FRACTION}",
     )
     access_log: bool = setting(True, SWITCH, "one JSON line per request")
     log_level: str = setting("info", LOG_LEVEL, "least severe level logged")
@@ -255,6 +269,13 @@ class Settings:
         "delay added to every /abc request, fixed or drawn uniformly (fault injection)",
         name="fault_latency_ms",
     )
+
+    @property
+    def queue_delay(self) -> float:
+        """The queueing budget of one /abc computation, MAX_QUEUE_DELAY or its default."""
+        if self.max_queue_delay is None:
+            return self.request_timeout / QUEUE_DELAY_FRACTION
+        return self.max_queue_delay
 
     @property
     def fib_n(self) -> int:
@@ -363,3 +384,7 @@ def _check_together(settings: Settings, given: Mapping[str, tuple[str, str]]) ->
     if settings.num is not None and settings.num > settings.num_max:
         given_as, raw = given["num"]
         raise _BY_FIELD["num"].error(given_as, raw, vars(settings))
+    # Nothing admitted may time out waiting: the budget is never more than the deadline.
+    if settings.max_queue_delay is not None and settings.max_queue_delay > settings.request_timeout:
+        given_as, raw = given["max_queue_delay"]
+        raise _BY_FIELD["max_queue_delay"].error(given_as, raw, vars(settings))

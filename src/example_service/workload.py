@@ -1,51 +1,33 @@
 """The lab's Fibonacci workload, and where each computation runs.
 
 Cheap computations run inline on the event loop: handing them to a worker costs more than
-computing them. Expensive ones go to workers, so the event loop keeps answering probes and
-scrapes, and a pod uses every core it is given: threads when fib is compiled (it releases
-the GIL, example_service.worker_threads), processes when it runs in Python (the fallback
-without a C compiler), which cannot compute in parallel in threads. Each computation carries
-a deadline that the worker itself enforces, so a runaway request stops burning CPU.
+computing them. Expensive ones go to worker threads (example_service.worker_threads), so the
+event loop keeps answering probes and scrapes, and, with the compiled fib, which releases the
+GIL, a pod uses every core it is given. Each computation carries a deadline that fib_until
+itself enforces, so a runaway request stops burning CPU.
 """
 
 from __future__ import annotations
 
-import asyncio
-import ctypes
-import logging
 import math
-import multiprocessing
 import os
-import signal
-import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
-from multiprocessing.connection import wait
-from multiprocessing.process import BaseProcess
-from types import FrameType
-from typing import TYPE_CHECKING
+from collections.abc import Iterator
 
-from example_service.fibonacci import IMPLEMENTATION, fib
+from prometheus_client.metrics_core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from example_service.worker_threads import WorkerThreads
+from example_service.fibonacci import IMPLEMENTATION, Stopped, fib
+from example_service.worker_threads import NoWorkerThread, WorkerDied, WorkerThreads
 
-log = logging.getLogger(__name__)
-
-# Inline while fib(n) costs less than handing it to a worker and back (docs/design.md).
-# Compiled, to a thread: 40-90 us of CPU per request in the service under load on one core
-# (27 us in bench/handoff_cost.py alone), and fib(21) takes 35-45 us, fib(22) 60-75 us. In
-# Python (the fallback), to a process: about 0.35 ms, and fib(18) takes 0.25 ms, fib(19)
-# 0.42 ms.
-INLINE_MAX = 21 if IMPLEMENTATION == "compiled" else 18
+# Inline while fib(n) costs less than handing it to a thread and back: bench/handoff_cost.py
+# measures the hand-off, and docs/performance.md ("The workload") sets it beside fib(n).
+INLINE_MAX = 21 if IMPLEMENTATION == "compiled" else 12
 # Below the event loop, so a probe or a scrape gets a core soon even with every core computing,
-# but not so far below that the loop pre-empts a worker at each wake-up. Measured on one core
-# (docs/performance.md): at 10, NUM=25 cost 582 us of CPU a request, and 64 clients retrying
-# their refusals at once left the worker about 30 fib(30) a second; at 5, 501 us and 62 a
-# second; at 0, 497 us and 117, but /healthz p99 then came within 4 ms of its 20 ms bound.
+# but not so far below that the loop pre-empts a worker at each wake-up: each level's CPU per
+# request and probe latency are compared in docs/performance.md ("The workload"), measured
+# with `python -m bench --mode throughput` and `--mode healthz`.
 WORKER_NICENESS = 5
-PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 def default_workers(cpu_quota: float | None) -> int:
@@ -69,214 +51,159 @@ class DeadlineExceeded(Exception):
         self.n = n
 
 
+# Why a computation is refused, the label of example_service_requests_shed_total.
+QUEUE_DELAY = "queue_delay"  # it would wait longer than the queueing budget
+QUEUE_FULL = "queue_full"  # as many computations wait as MAX_QUEUE bounds memory to
+SHED_REASONS = (QUEUE_DELAY, QUEUE_FULL)
+# Until a computation has been timed, how many may wait per worker: a few clients that start
+# together are served, a burst at a NUM whose time nobody knows yet is not all admitted.
+UNTIMED_QUEUE = 4
+# The time of one computation is the mean of the latest ones, each weighing less as it ages,
+# by half every PACE_HALF_LIFE seconds: at NUM=25 that is thousands of computations, so a
+# single one pre-empted for long (a shared machine's hiccup) barely moves it, and one refusal
+# too many, which invites clients that retry at once, whose refusals take the core from the
+# worker, is not started by one; at fib(40), a few, so a lasting change shows within seconds.
+# A mean, not a median: the event loop's batches of work make a few long intervals part of
+# the pace, and a median would leave them out.
+PACE_HALF_LIFE = 1.0
+
+
 class Overloaded(Exception):
-    """Every worker is busy and as many computations wait as the queue may hold."""
+    """The computation would wait longer than the queueing budget, or as many wait as the
+    memory bound holds."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"overloaded: {reason}")
+        self.reason = reason
 
 
 class WorkloadUnavailable(Exception):
-    """The workers are gone: worker processes killed from outside (out of memory), or the
-    workload closed at shutdown."""
+    """No worker can take the computation: none could be started (a pids limit), the one
+    computing it died, or the workload was closed at shutdown."""
 
     def __init__(self) -> None:
         super().__init__("workers unavailable, retry shortly")
 
 
-def _raise_timeout(signum: int, frame: FrameType | None) -> None:
-    # A built-in exception: it crosses back from the worker as itself, where one of ours with
-    # arguments would not survive pickling.
-    raise TimeoutError
+class ComputationFailed(Exception):
+    """fib raised something other than its deadline's TimeoutError: a bug, answered 500."""
 
-
-def _die_with_parent(parent: int) -> None:
-    """Ask the kernel to kill this worker when the service dies, even by SIGKILL."""
-    if sys.platform == "linux":
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the service died before the request above took effect
-        os._exit(1)
-
-
-def _init_worker(parent: int) -> None:
-    _die_with_parent(parent)
-    # Below the event loop's priority, so the loop gets a core as soon as a probe or a scrape
-    # arrives, even with every core busy computing. Raising niceness needs no privilege.
-    os.nice(WORKER_NICENESS)
-    # The worker ignores the signals meant for the service: shutdown is the parent's to run.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    signal.signal(signal.SIGALRM, _raise_timeout)
-
-
-def _fib_until(n: int, deadline: float) -> int:
-    """Runs in a worker: CLOCK_MONOTONIC is shared by every process of the machine."""
-    remaining = deadline - time.monotonic()
-    if remaining <= 0:
-        raise TimeoutError
-    signal.setitimer(signal.ITIMER_REAL, remaining)
-    try:
-        return fib(n)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
+    def __init__(self, n: int) -> None:
+        super().__init__(f"computation of fib({n}) failed")
+        self.n = n
 
 
 class Workload:
-    """Computes fib(n) for one n within a deadline, inline or in a pool of workers: threads
-    when fib is compiled, else processes (`threads` chooses otherwise, for the tests of the
-    process pool)."""
+    """Computes fib(n) for one n within a deadline, inline or in worker threads, admitting a
+    computation only when it can expect to start within its queueing budget."""
 
     def __init__(
-        self,
-        n: int,
-        workers: int,
-        timeout: float,
-        queue_per_worker: int,
-        *,
-        threads: bool = IMPLEMENTATION == "compiled",
+        self, n: int, workers: int, timeout: float, queue_per_worker: int, queue_delay: float
     ) -> None:
         self._n = n
         self._workers = workers
         self._timeout = timeout
-        # Computations in the pool at once: one running on each worker, the rest waiting.
-        self._capacity = workers * (1 + queue_per_worker)
-        self._admitted = 0
+        # Nothing admitted may time out waiting (settings check it; kept here too).
+        self._budget = min(queue_delay, timeout)
+        # Computations in the threads at once, at most: one running on each worker, the rest
+        # waiting. A bound on memory, far above what the budget admits.
+        self._limit = workers * (1 + queue_per_worker)
         # Decided once: n is the same for every request.
         self.inline = n <= INLINE_MAX
-        self._threads = threads
-        self._worker_threads: WorkerThreads | None = None
-        self._pool: ProcessPoolExecutor | None = None
+        self._threads = WorkerThreads(n, workers, WORKER_NICENESS)
+        self._threads.on_answer = self._timed
+        # The aged sums of the computations' times and of their count, when they were last
+        # aged, and their mean: None until one is done.
+        self._timed_seconds = 0.0
+        self._timed_count = 0.0
+        self._timed_at = 0.0
+        self._seconds: float | None = None
         self._closed = False
 
     @property
     def workers(self) -> int:
         return self._workers
 
-    def _executor(self) -> ProcessPoolExecutor:
-        # Created on first use: a service whose NUM stays small never starts a process.
-        # spawn, not fork: forking a process whose server threads hold locks can hang; and
-        # not forkserver: its workers are the fork server's children, which outlive a
-        # service killed with SIGKILL.
-        if self._closed:
-            raise WorkloadUnavailable
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                self._workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-                initargs=(os.getpid(),),
-            )
-        return self._pool
+    @property
+    def seconds_per_computation(self) -> float | None:
+        """The mean time of the latest computations, as their pace shows it: None until one
+        is done."""
+        return self._seconds
+
+    def _timed(self, seconds: float) -> None:
+        now = time.monotonic()
+        weight = 0.5 ** ((now - self._timed_at) / PACE_HALF_LIFE)
+        self._timed_seconds = self._timed_seconds * weight + seconds
+        self._timed_count = self._timed_count * weight + 1
+        self._timed_at = now
+        self._seconds = self._timed_seconds / self._timed_count
 
     def compute_inline(self) -> int:
         """fib(n) on the event loop, for a workload whose n runs inline (see INLINE_MAX)."""
         return fib(self._n)
 
-    async def compute(self) -> int:
-        """fib(n) in a worker, for a workload whose n does not run inline.
+    def refusal(self) -> str | None:
+        """Why a computation asked for now would be refused (a SHED_REASONS value), or None.
 
-        Raises Overloaded at once, without waiting, when the pool holds its capacity: a
-        computation admitted past it would only wait behind the others, and its client
-        longest exactly when the service is overloaded.
+        Expected wait: the computations ahead of it times the time of one, over the workers;
+        nothing when a worker is idle. Until one computation has been timed, UNTIMED_QUEUE
+        may wait per worker. Cheap, and without an await, so that a refusal costs no more
+        than a probe's answer.
         """
-        if self._admitted >= self._capacity:
-            raise Overloaded
-        self._admitted += 1
-        deadline = time.monotonic() + self._timeout
-        try:
-            if self._threads:
-                return await self._in_threads(deadline)
-            return await self._in_processes(deadline)
-        except asyncio.CancelledError:
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise
-            # Not this request's cancellation: the pool, closed at shutdown, gave up the
-            # computation. A request abandoned then gets the same clear 503 as one whose
-            # worker was stopped mid-computation, not a 500.
-            raise WorkloadUnavailable from None
-        finally:
-            self._admitted -= 1
+        ahead = self._threads.outstanding
+        if ahead < self._workers:
+            return None
+        if ahead >= self._limit:
+            return QUEUE_FULL
+        seconds = self._seconds
+        if seconds is None:
+            return QUEUE_DELAY if ahead >= self._workers * (1 + UNTIMED_QUEUE) else None
+        wait = ahead * seconds / self._workers
+        if wait > self._budget or wait + seconds > self._timeout:
+            return QUEUE_DELAY
+        return None
 
-    async def _in_threads(self, deadline: float) -> int:
+    async def compute(self) -> int:
+        """fib(n) in a worker thread, for a workload whose n does not run inline.
+
+        Raises Overloaded at once, without waiting, when refusal() gives a reason: a
+        computation admitted past its budget would only wait behind the others, and its
+        client longest exactly when the service is overloaded.
+        """
         if self._closed:
             raise WorkloadUnavailable
-        if self._worker_threads is None:
-            # Started on first use, as the processes are; only this build has the module.
-            from example_service.worker_threads import WorkerThreads
-
-            self._worker_threads = WorkerThreads(
-                self._n, self._workers, WORKER_NICENESS, self._capacity
-            )
+        reason = self.refusal()
+        if reason is not None:
+            raise Overloaded(reason)
         try:
-            return await self._worker_threads.compute(deadline)
+            return await self._threads.compute(time.monotonic() + self._timeout)
         except TimeoutError:
             raise DeadlineExceeded(self._n, self._timeout) from None
-
-    async def _in_processes(self, deadline: float) -> int:
-        """A computation lost to a worker that died (the OOM killer, kill -9) runs once more
-        on a new pool, within the same deadline: fib is idempotent, and the fault is not the
-        client's."""
-        try:
-            return await self._attempt(deadline)
-        except BrokenProcessPool:
-            pass
-        try:
-            return await self._attempt(deadline)
-        except BrokenProcessPool:
+        except (Stopped, NoWorkerThread, WorkerDied):
             raise WorkloadUnavailable from None
+        except Exception as error:
+            raise ComputationFailed(self._n) from error
 
-    async def _attempt(self, deadline: float) -> int:
-        pool = self._executor()
-        loop = asyncio.get_running_loop()
-        try:
-            future = loop.run_in_executor(pool, _fib_until, self._n, deadline)
-            # The worker's own timer fires first; this outer bound only covers a worker that
-            # cannot run its signal handler.
-            return await asyncio.wait_for(future, deadline - time.monotonic() + 1.0)
-        except TimeoutError:
-            raise DeadlineExceeded(self._n, self._timeout) from None
-        except BrokenProcessPool:
-            self._retire(pool)
-            raise
-
-    def _retire(self, pool: ProcessPoolExecutor) -> None:
-        """Replace a broken pool, once: every computation it held fails with the same breakage,
-        and by the time the later ones see it, a new pool may already be serving."""
-        if self._pool is not pool:
-            return
-        self._pool = None
-        processes = _processes(pool)
-        # The sentinel says a process has ended without reaping it, which the executor's
-        # thread may be doing at this moment: its exit code would race with that.
-        dead = [pid for pid, process in processes.items() if wait([process.sentinel], 0)]
-        log.error(
-            "worker pool broke: a worker process died; its computations run once more "
-            "on a new pool",
-            extra={"dead_workers": dead},
-        )
-        _kill(processes)
-        pool.shutdown(wait=False, cancel_futures=True)
+    @property
+    def worker_threads_died(self) -> int:
+        return self._threads.died
 
     def close(self) -> None:
         """Stop the workers now: in-flight computations have had their shutdown timeout."""
         self._closed = True
-        if self._worker_threads is not None:
-            self._worker_threads.close()
-        if self._pool is None:
-            return
-        pool, self._pool = self._pool, None
-        _kill(_processes(pool))
-        pool.shutdown(wait=True, cancel_futures=True)
+        self._threads.close()
 
 
-def _processes(pool: ProcessPoolExecutor) -> dict[int, BaseProcess]:
-    # Python 3.11 has no public way to reach a pool's workers (3.14 adds terminate_workers);
-    # the executor's process table is the only handle on them.
-    return dict(getattr(pool, "_processes", None) or {})
+class WorkloadCollector(Collector):
+    """The workload's own metric: worker threads that died (each one replaced)."""
 
+    def __init__(self, workload: Workload) -> None:
+        self._workload = workload
 
-def _kill(processes: dict[int, BaseProcess]) -> None:
-    """SIGKILL, not the executor's own terminate(): the workers ignore SIGTERM (it is the
-    service's), and a survivor of a broken pool may wait forever on a queue lock its dead
-    sibling held, while the executor's thread, which the interpreter joins at exit, waits
-    for it."""
-    for process in processes.values():
-        process.kill()
+    def collect(self) -> Iterator[Metric]:
+        died = CounterMetricFamily(
+            "example_service_worker_threads_died",
+            "Worker threads that ended unexpectedly and were replaced.",
+        )
+        died.add_metric((), self._workload.worker_threads_died)
+        yield died

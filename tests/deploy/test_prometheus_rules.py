@@ -39,7 +39,7 @@ DASHBOARD = REPO / "deploy" / "grafana" / "example-service.json"
 DASHBOARD_URL = re.compile(r"^(https?://[^?]+/d/([\w-]+)/[\w-]+)\?viewPanel=(\d+)$")
 # Being redefined with the shedding it reports (its rule, tests and runbook section move
 # together); its panel is "/abc refused at once".
-WITHOUT_DASHBOARD_URL = {"ExampleServiceOverloaded"}
+WITHOUT_DASHBOARD_URL: set[str] = set()
 # level:metric:operations (https://prometheus.io/docs/practices/rules/).
 RECORDING_NAME = re.compile(r"^[a-z][a-z0-9_]*:[a-z][a-z0-9_]*:[a-z][a-z0-9_]*$")
 DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")

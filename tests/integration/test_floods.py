@@ -11,6 +11,7 @@ import statistics
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,12 @@ def idle_connections(service: ServiceProcess, count: int) -> Iterator[list[socke
         for connection in connections:
             connection.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+def arrival(line: dict[str, Any]) -> float:
+    """When a request arrived, in seconds, by its access line's time and duration."""
+    answered = datetime.fromisoformat(line["time"]).timestamp()
+    return float(answered - line["duration_ms"] / 1000)
 
 
 def p99(values: list[float]) -> float:
@@ -188,7 +195,12 @@ def test_a_client_that_never_finishes_its_headers_is_cut_off(start_service: Star
 def test_more_work_than_workers_is_shed_at_once(start_service: StartService) -> None:
     # About 20 ms a computation alone here, whether fib is compiled or not: the issue's case.
     num = num_lasting(0.02)
-    service = start_service("--num", str(num), "--num-max", "40", "--workers", "1")
+    # A budget of ten computations: 64 clients keep more than that waiting.
+    budget = 0.2
+    service = start_service(
+        "--num", str(num), "--num-max", "40", "--workers", "1",
+        "--max-queue-delay", str(budget),
+    )  # fmt: skip
     for _ in range(WARM_UP):
         assert service.get("/abc").status_code == 200
     probes: list[int] = []
@@ -223,7 +235,7 @@ def test_more_work_than_workers_is_shed_at_once(start_service: StartService) -> 
     shed = [outcome for outcome in outcomes if outcome[0] == 503]
     assert {status for status, _, _ in outcomes} == {200, 503}
     assert {text for _, text, _ in shed} == {
-        "service overloaded: every worker is busy, retry shortly\n"
+        "service overloaded: too much work queued, retry shortly\n"
     }
     assert {headers["retry-after"] for _, _, headers in shed} == {"1"}
     assert probes and set(probes) == {200}
@@ -236,15 +248,28 @@ def test_more_work_than_workers_is_shed_at_once(start_service: StartService) -> 
     wait_for(lambda: len(served_lines()) >= len(outcomes), 5, "every answer's access line")
     served = served_lines()
     admitted = [e["duration_ms"] / 1000 for e in served[WARM_UP:] if e["status"] == 200]
+    # Those that arrived after the first second: at the flood's onset the time of one
+    # computation is still the one measured alone, before the flood took its share of the core.
+    onset = min(arrival(e) for e in served[WARM_UP:]) + 1.0
+    settled = [
+        e["duration_ms"] / 1000
+        for e in served[WARM_UP:]
+        if e["status"] == 200 and arrival(e) > onset
+    ]
     refused = [e["duration_ms"] / 1000 for e in served if e["status"] == 503]
     assert len(refused) == len(shed)
     # One computation as the worker does it in this very flood (it never idles through it):
     # on a shared machine the worker's share of a core, and so its pace, varies by minutes.
+    # Half within the budget, their own computation and one more: this test's own 64 clients
+    # share the machine's two cores with the worker, and change its pace faster than the
+    # average follows (tests/integration/test_admission.py holds the budget for every answer,
+    # the service on a core of its own).
     computation = FLOOD / len(admitted)
-    assert p99(admitted) <= 10 * computation, (
-        f"admitted p99 {p99(admitted):.3f} s, one computation {computation:.3f} s"
+    median = statistics.median(settled)
+    assert median <= budget + 2 * computation, (
+        f"admitted median {median:.3f} s, one computation {computation:.3f} s"
     )
     assert p99(refused) <= 0.050, f"shed p99 {p99(refused) * 1000:.1f} ms"
-    assert service.metric('example_service_requests_shed_total{reason="queue_full"}') == len(shed)
+    assert service.metric('example_service_requests_shed_total{reason="queue_delay"}') == len(shed)
     # The lab's families count every answered /abc, the refused ones included.
     assert service.metric("request_total") == len(outcomes) + WARM_UP

@@ -1,161 +1,113 @@
-"""Faults of the service's own machinery, on the real process: a worker process killed under
-load (as the OOM killer or kill -9 would), the resource tracker killed, and SIGTERM after.
-
-Worker processes exist only where fib runs in Python (a build without a C compiler; compiled,
-it runs in threads): these services run with the compiled module unimportable, as it is
-there."""
+"""Faults of the worker threads on the real process, with real causes: a seccomp filter that
+refuses setpriority (the threads' Python part raises), and a pids cgroup that refuses new
+threads. A worker thread dying mid-computation has no outside cause to provoke it here (a
+thread cannot be killed alone): tests/unit/test_workload.py covers it in process."""
 
 from __future__ import annotations
 
-import os
-import signal
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-from support.blocked_imports import blocking
-from support.service import ServiceProcess, StartService
+from support.sandbox import pids_cgroups_available, pids_limit, refusing_setpriority
+from support.service import StartService
 from support.waiting import wait_for
-from support.workers import (
-    descendants,
-    ended,
-    killed,
-    num_lasting,
-    resource_tracker,
-    state,
-    workers,
+from support.workers import descriptors, num_lasting, threads
+
+PRIORITY_REFUSED = (
+    "cannot lower the worker threads' priority: they compute at the event loop's, and probes "
+    "may wait behind them"
 )
-
-from example_service.fibonacci import interpreted_fib
-
-BROKE = "worker pool broke: a worker process died; its computations run once more on a new pool"
+START_REFUSED = "cannot start a worker thread; trying again at most every second"
+UNAVAILABLE = "workers unavailable, retry shortly\n"
 
 
-@contextmanager
-def clients(service: ServiceProcess, count: int) -> Iterator[list[int | str]]:
-    """count clients sending /abc in a loop until the block ends; every outcome is kept."""
-    outcomes: list[int | str] = []
-    stop = threading.Event()
+def changes(before: dict[int, str], after: dict[int, str]) -> dict[int, tuple[str, str]]:
+    """The descriptors opened, closed or reused between two listings: (before, after). The
+    service's own reads of /proc (its connection count, every 50 ms) open and close files
+    of their own at any moment: those are left out."""
 
-    def send() -> None:
-        with httpx.Client(base_url=service.url, timeout=30) as client:
-            while not stop.is_set():
-                try:
-                    response = client.get("/abc")
-                    outcomes.append(response.status_code)
-                except httpx.HTTPError as error:
-                    outcomes.append(repr(error))
+    def transient(target: str | None) -> bool:
+        return target is None or target.startswith("/proc/")
 
-    threads = [threading.Thread(target=send) for _ in range(count)]
-    for thread in threads:
-        thread.start()
-    try:
-        yield outcomes
-    finally:
-        stop.set()
-        for thread in threads:
-            thread.join(30)
+    return {
+        fd: (before.get(fd, "-"), after.get(fd, "-"))
+        for fd in before.keys() | after.keys()
+        if before.get(fd) != after.get(fd)
+        and not (transient(before.get(fd)) and transient(after.get(fd)))
+    }
 
 
-def start_both_workers(service: ServiceProcess) -> list[int]:
-    """Workers start on demand: two requests at once start both."""
-    calls = [threading.Thread(target=service.get, args=("/abc",)) for _ in range(2)]
-    for call in calls:
-        call.start()
-    for call in calls:
-        call.join(30)
-    started = workers(service.process.pid)
-    assert len(started) == 2, started
-    return started
+def timed_get(client: httpx.Client, path: str) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = client.get(path)
+    return response, time.monotonic() - started
 
 
-def breakages(service: ServiceProcess) -> list[dict[str, object]]:
-    return [entry for entry in service.logs() if entry["message"] == BROKE]
-
-
-@pytest.fixture
-def start_in_python(start_service: StartService, tmp_path: Path) -> StartService:
-    """The service with fib in Python, in worker processes."""
-    env = blocking(["example_service._fibonacci"], tmp_path)
-
-    def start(*args: str) -> ServiceProcess:
-        service = start_service(*args, env=env)
-        assert service.metric('example_service_build_info{fib="python",version="1.0.0"}') == 1
-        return service
-
-    return start
-
-
-def test_a_killed_worker_costs_no_request_and_is_logged_once(
-    start_in_python: StartService,
+def test_threads_whose_niceness_is_refused_still_serve_every_request(
+    start_service: StartService, tmp_path: Path
 ) -> None:
-    # Each computation outlasts the wait below for the old pool's survivors, so a survivor
-    # that left on its own after finishing its computation would not pass for a stopped one.
-    num = num_lasting(0.5, function=interpreted_fib)
-    # A deadline far above what the test waits: this machine may be shared and slow, and a
-    # deadline missed is not the fault under test.
-    service = start_in_python(
-        "--num", str(num), "--num-max", "40", "--workers", "2", "--access-log", "off",
-        "--request-timeout", "60",
+    timeout = 2.0
+    service = start_service(
+        "--num", str(num_lasting(0.002)), "--workers", "2", "--access-log", "off",
+        "--request-timeout", str(timeout),
+        env=refusing_setpriority(tmp_path),
     )  # fmt: skip
-    old = start_both_workers(service)
-    with clients(service, 4) as outcomes:
-        wait_for(
-            lambda: service.in_flight() >= 5,
-            10,
-            "4 requests in flight",
-        )
-        victim, survivor = old
-        os.kill(victim, signal.SIGKILL)
-        wait_for(lambda: breakages(service), 10, "the breakage to be logged")
-        # Killed as the pool is replaced, not left to finish what it was computing.
-        wait_for(lambda: killed(survivor), 0.3, "the old pool's surviving worker to be killed")
-        wait_for(lambda: ended(survivor), 10, "the old pool's surviving worker to be gone")
-        answered = len(outcomes)
-        wait_for(lambda: len(outcomes) >= answered + 4, 30, "4 more answers from the new pool")
-    assert outcomes and set(outcomes) == {200}, outcomes
-    [breakage] = breakages(service)
-    assert breakage["level"] == "error"
-    assert breakage["dead_workers"] == [victim]
-    current = workers(service.process.pid)
-    assert current and not set(current) & set(old)
-    assert service.get("/abc").status_code == 200
+    # The filter holds in the service: a thread could not lower its priority.
+    with httpx.Client(base_url=service.url, timeout=timeout + 10) as client:
+        healthz = min(timed_get(client, "/healthz")[1] for _ in range(5))
+        first, took = timed_get(client, "/abc")
+        # Answered, and well inside the deadline plus the margin (1 s): not left waiting.
+        assert first.status_code == 200, first.text
+        assert took < timeout + 1.0 + healthz
+        outcomes = []
+
+        def send() -> None:
+            with httpx.Client(base_url=service.url, timeout=timeout + 10) as own:
+                outcomes.extend(own.get("/abc").status_code for _ in range(10))
+
+        clients = [threading.Thread(target=send) for _ in range(4)]
+        for client_thread in clients:
+            client_thread.start()
+        for client_thread in clients:
+            client_thread.join(60)
+    # Served, none shed: both threads compute, at the loop's priority.
+    assert outcomes == [200] * 40
+    warnings = [e for e in service.logs() if e["message"] == PRIORITY_REFUSED]
+    assert [(e["level"], "Operation not permitted" in e["error"]) for e in warnings] == [
+        ("warning", True)
+    ]
+    assert service.metric("example_service_worker_threads_died_total") == 0
 
 
-def test_sigterm_after_the_tracker_and_a_worker_are_killed_leaves_nothing(
-    start_in_python: StartService,
+@pytest.mark.skipif(not pids_cgroups_available(), reason="no writable pids cgroup hierarchy")
+def test_threads_refused_by_a_pids_limit_leak_nothing_and_start_once_allowed(
+    start_service: StartService,
 ) -> None:
-    drain, timeout = 0.5, 2.0
-    service = start_in_python(
-        "--num", str(num_lasting(0.2, function=interpreted_fib)), "--num-max", "40",
-        "--workers", "2",
-        "--access-log", "off", "--drain-delay", str(drain), "--shutdown-timeout", str(timeout),
+    service = start_service(
+        "--num", str(num_lasting(0.002)), "--workers", "2", "--access-log", "off",
     )  # fmt: skip
-    start_both_workers(service)
-    [tracker] = resource_tracker(service.process.pid)
-    with clients(service, 1) as outcomes:
-        os.kill(tracker, signal.SIGKILL)
-        # The idle worker waits for work holding the call queue's lock: killed there, it
-        # leaves that lock taken for ever, the case where the busy survivor cannot leave alone.
-        idle = wait_for(
-            lambda: [pid for pid in workers(service.process.pid) if state(pid) == "S"],
-            10,
-            "an idle worker",
-        )
-        os.kill(idle[0], signal.SIGKILL)
-        wait_for(lambda: breakages(service), 10, "the breakage to be logged")
-        answered = len(outcomes)
-        wait_for(lambda: len(outcomes) > answered, 30, "an answer from the new pool")
-        children = {tracker, *descendants(service.process.pid)}
-        signalled = time.monotonic()
-        service.signal(signal.SIGTERM)
-    assert service.process.wait(drain + timeout + 5) == 0
-    assert time.monotonic() - signalled < drain + timeout
-    # The resource tracker leaves when the service's end closes its pipe: a moment, not a wait.
-    wait_for(lambda: all(ended(pid) for pid in children), 2, f"no child left of {children}")
-    assert len(breakages(service)) == 1
-    assert outcomes and set(outcomes) == {200}, outcomes
+    pid = service.process.pid
+    with pids_limit(pid) as cgroup, httpx.Client(base_url=service.url, timeout=10) as client:
+        assert client.get("/healthz").status_code == 200
+        cgroup.limit(cgroup.current)
+        files, tasks = descriptors(pid), threads(pid)
+        answers = [client.get("/abc") for _ in range(20)]
+        # Neither a descriptor nor a thread per refused request, nor any at all.
+        changed = changes(files, descriptors(pid))
+        assert not changed, changed
+        assert threads(pid) == tasks
+        assert [(a.status_code, a.text) for a in answers] == [(503, UNAVAILABLE)] * 20
+        assert client.get("/healthz").status_code == 200
+        cgroup.limit(None)
+        # Tried again within a second of the first refusal, not at every request.
+        wait_for(lambda: client.get("/abc").status_code == 200, 5, "a worker thread to start")
+    started = wait_for(
+        lambda: [e for e in service.logs() if e["message"] == "worker threads started"],
+        5,
+        "the threads' start to be logged",
+    )
+    assert [e["running"] for e in started] == [2]
+    assert [e["message"] for e in service.logs()].count(START_REFUSED) == 1

@@ -17,6 +17,7 @@ from support.compiler import c_compiler_present
 from support.lab import REPO
 from support.service import StartService
 from support.waiting import wait_for
+from support.workers import descendants
 
 FALLBACK_WARNING = (
     "the compiled modules are not installed (built without a C compiler?): "
@@ -93,3 +94,6 @@ def test_without_a_compiler_the_deadline_still_applies(
     response = service.get("/abc")
     assert response.status_code == 503
     assert 0.5 <= time.monotonic() - started < 2
+    # Computed in a thread of the service, as compiled: no worker process.
+    assert descendants(service.process.pid) == []
+    assert service.get("/abc").status_code == 503

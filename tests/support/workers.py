@@ -1,8 +1,9 @@
-"""The service's child processes as /proc shows them, and the cost of one computation here."""
+"""The service's processes and threads as /proc shows them, and the cost of one computation
+here."""
 
 from __future__ import annotations
 
-import signal
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,47 +20,26 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def command_line(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
-    except FileNotFoundError:
-        return ""
+def threads(pid: int) -> dict[int, str]:
+    """The threads of a process, by id, with their names."""
+    found = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found[int(task.name)] = (task / "comm").read_text().strip()
+        except FileNotFoundError:  # ended while listed
+            continue
+    return found
 
 
-def workers(pid: int) -> list[int]:
-    """The service's worker processes (multiprocessing's spawned children)."""
-    return [child for child in descendants(pid) if "spawn_main" in command_line(child)]
-
-
-def resource_tracker(pid: int) -> list[int]:
-    return [child for child in descendants(pid) if "resource_tracker" in command_line(child)]
-
-
-def state(pid: int) -> str:
-    """The process state letter (R running, S sleeping, Z zombie), or "" once it is gone."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
-    except FileNotFoundError:
-        return ""
-
-
-def ended(pid: int) -> bool:
-    return state(pid) in ("", "Z")
-
-
-def killed(pid: int) -> bool:
-    """Whether pid is gone or has a SIGKILL pending: a process at a low priority on a busy
-    machine may wait a while for the CPU it needs to die."""
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except FileNotFoundError:
-        return True
-    pending = 0
-    for line in status.splitlines():
-        key, _, value = line.partition(":")
-        if key in ("SigPnd", "ShdPnd"):
-            pending |= int(value.strip(), 16)
-    return ended(pid) or bool(pending & 1 << (signal.SIGKILL - 1))
+def descriptors(pid: int) -> dict[int, str]:
+    """The open file descriptors of a process, with what each refers to."""
+    found = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except FileNotFoundError:  # closed while listed
+            continue
+    return found
 
 
 def num_lasting(seconds: float, ceiling: int = 40, function: Callable[[int], int] = fib) -> int:

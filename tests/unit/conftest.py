@@ -10,14 +10,18 @@ from example_service.workload import Workload
 
 @pytest.fixture
 def make_workload() -> Iterator[MakeWorkload]:
-    """Workloads with a real pool (the build's own, or processes with threads=False), closed
-    after the test: no worker outlives it."""
+    """Workloads with real worker threads, closed after the test: no thread outlives it."""
     made: list[Workload] = []
 
     def make(
-        n: int, workers: int = 1, timeout: float = 10.0, queue: int = 4, **pool: bool
+        n: int,
+        workers: int = 1,
+        timeout: float = 10.0,
+        queue: int = 4,
+        queue_delay: float | None = None,
     ) -> Workload:
-        workload = Workload(n, workers, timeout, queue, **pool)
+        delay = timeout if queue_delay is None else queue_delay
+        workload = Workload(n, workers, timeout, queue, delay)
         made.append(workload)
         return workload
 

@@ -4,18 +4,13 @@ import asyncio
 import json
 import logging
 import shutil
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from support.fake_rsgi import request
-from support.worker_pool import (
-    RUNAWAY,
-    SMALL,
-    MakeWorkload,
-    NewChildren,
-    kill_both_pools_mid_computation,
-)
+from support.worker_pool import RUNAWAY, SMALL, MakeWorkload, worker_threads
 
 from example_service.app import Handler
 from example_service.endpoints import (
@@ -35,6 +30,7 @@ from example_service.lifecycle import Lifecycle, Phase
 from example_service.metrics.loop_local import Count
 from example_service.rsgi import TEXT, Response
 from example_service.system.cgroup import CgroupReader
+from example_service.workload import QUEUE_DELAY, QUEUE_FULL, SHED_REASONS
 
 READINGS = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
 NO_FAULTS = Faults()
@@ -71,29 +67,28 @@ def make_handler(
     timeout: float = 10.0,
     queue: int = 4,
     faults: Faults = NO_FAULTS,
-    shed: Count | None = None,
-    **pool: bool,
+    shed: dict[str, Count] | None = None,
+    queue_delay: float | None = None,
 ) -> ComputeFibonacci:
-    workload = make_workload(n, workers=1, timeout=timeout, queue=queue, **pool)
-    return ComputeFibonacci(workload=workload, num_set=num_set, faults=faults, shed=shed or Count())
+    workload = make_workload(n, workers=1, timeout=timeout, queue=queue, queue_delay=queue_delay)
+    shed = shed if shed is not None else {reason: Count() for reason in SHED_REASONS}
+    return ComputeFibonacci(workload=workload, num_set=num_set, faults=faults, shed=shed)
 
 
 @pytest.mark.parametrize(("num_set", "body"), [(False, REPLY_WITHOUT_NUM), (True, REPLY_WITH_NUM)])
 def test_abc_says_whether_num_is_set(
     make_workload: MakeWorkload, num_set: bool, body: bytes
 ) -> None:
-    started = NewChildren()
     response = answer(make_handler(make_workload, num_set=num_set, n=10))
     assert (response.status, response.body, response.content_type) == (200, body, TEXT)
-    # fib(10) is computed inline: no worker process for the lab's default.
-    assert started() == []
+    # fib(10) is computed inline: no worker thread for the lab's default.
+    assert worker_threads() == []
 
 
-def test_abc_computes_a_larger_n_in_a_worker_process(make_workload: MakeWorkload) -> None:
-    started = NewChildren()
-    response = answer(make_handler(make_workload, num_set=True, n=SMALL, threads=False))
+def test_abc_computes_a_larger_n_in_a_worker_thread(make_workload: MakeWorkload) -> None:
+    response = answer(make_handler(make_workload, num_set=True, n=SMALL))
     assert (response.status, response.body) == (200, REPLY_WITH_NUM)
-    assert len(started()) == 1
+    assert len(worker_threads()) == 1
 
 
 def test_abc_past_its_deadline_is_503_and_says_why(
@@ -106,25 +101,52 @@ def test_abc_past_its_deadline_is_503_and_says_why(
     assert (warning.getMessage(), warning.__dict__["n"]) == ("request deadline exceeded", RUNAWAY)
 
 
-def test_abc_without_workers_even_after_a_retry_is_503(make_workload: MakeWorkload) -> None:
-    started = NewChildren()
-    handler = make_handler(make_workload, num_set=True, n=RUNAWAY, threads=False)
+def test_abc_when_no_worker_thread_can_start_is_503(
+    make_workload: MakeWorkload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
 
-    async def both_pools_killed_mid_computation() -> Response:
-        answering = asyncio.create_task(handler(request()))
-        await kill_both_pools_mid_computation(started)
-        return await asyncio.wait_for(answering, 30)
+    handler = make_handler(make_workload, num_set=True, n=SMALL)
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    response = answer(handler)
+    assert (response.status, response.body) == (503, b"workers unavailable, retry shortly\n")
 
-    response = asyncio.run(both_pools_killed_mid_computation())
+
+def test_abc_whose_computation_fails_is_500_and_logged(
+    make_workload: MakeWorkload, caplog: pytest.LogCaptureFixture
+) -> None:
+    workload = make_workload(SMALL, workers=1)
+
+    def failing(n: int, deadline: float, stop: object) -> int:
+        raise ZeroDivisionError
+
+    workload._threads._compute = failing
+    shed = {reason: Count() for reason in SHED_REASONS}
+    handler = ComputeFibonacci(workload=workload, num_set=True, faults=NO_FAULTS, shed=shed)
+    response = answer(handler)
     assert (response.status, response.body) == (
-        503,
-        b"workers unavailable, retry shortly\n",
+        500,
+        f"computation of fib({SMALL}) failed\n".encode(),
     )
+    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert (error.getMessage(), error.__dict__["n"]) == ("computation failed", SMALL)
+    assert error.exc_info is not None
+    assert error.exc_info[1] is not None
+    assert type(error.exc_info[1].__cause__) is ZeroDivisionError
 
 
-def test_abc_past_its_queue_is_refused_at_once_and_counted(make_workload: MakeWorkload) -> None:
-    shed = Count()
-    handler = make_handler(make_workload, n=RUNAWAY, timeout=1.0, queue=0, shed=shed)
+@pytest.mark.parametrize(
+    ("queue", "reason"),
+    # Past the memory bound; or, a computation timed at 0.6 s, past the deadline of 1 s.
+    [(0, QUEUE_FULL), (4, QUEUE_DELAY)],
+)
+def test_abc_refused_at_once_is_counted_by_reason(
+    make_workload: MakeWorkload, queue: int, reason: str
+) -> None:
+    shed = {reason: Count() for reason in SHED_REASONS}
+    handler = make_handler(make_workload, n=RUNAWAY, timeout=1.0, queue=queue, shed=shed)
+    handler._workload._timed(0.6)
 
     async def second_while_first_computes() -> Response:
         first = asyncio.create_task(handler(request()))
@@ -136,18 +158,19 @@ def test_abc_past_its_queue_is_refused_at_once_and_counted(make_workload: MakeWo
     response = asyncio.run(second_while_first_computes())
     assert response == OVERLOADED
     assert (response.status, response.headers) == (503, (("retry-after", "1"),))
-    assert response.body == b"service overloaded: every worker is busy, retry shortly\n"
-    assert shed.value == 1
+    assert response.body == b"service overloaded: too much work queued, retry shortly\n"
+    assert {name: count.value for name, count in shed.items()} == {
+        name: int(name == reason) for name in SHED_REASONS
+    }
 
 
 def test_an_injected_error_answers_500_without_computing(make_workload: MakeWorkload) -> None:
-    started = NewChildren()
     start = time.monotonic()
     response = answer(make_handler(make_workload, n=RUNAWAY, faults=Faults(error_ratio=1.0)))
     assert response == INJECTED_FAULT
     assert (response.status, response.body) == (500, b"injected fault (FAULT_ERROR_RATIO is set)\n")
     assert time.monotonic() - start < 5
-    assert started() == []
+    assert worker_threads() == []
 
 
 def test_an_injected_latency_delays_the_reply(make_workload: MakeWorkload) -> None:

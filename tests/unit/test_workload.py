@@ -1,7 +1,7 @@
-"""Workload on real, small pools: one or two workers, fast computations, short deadlines.
+"""The workload on real worker threads: one or two of them, fast computations, short deadlines.
 
-The service computes in threads when fib is compiled and in processes otherwise; the tests
-of the process pool run it with threads=False, so that both are tested in either build.
+What the real process adds (a sandbox refusing niceness, a pids limit refusing threads) is in
+tests/integration/test_worker_faults.py.
 """
 
 from __future__ import annotations
@@ -9,56 +9,55 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
+import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from support.worker_pool import (
     RUNAWAY,
     SMALL,
     MakeWorkload,
-    NewChildren,
+    computing_thread,
     cpu_seconds,
-    first_worker,
-    kill_both_pools_mid_computation,
     until,
-    until_computing,
     until_idle,
     worker_threads,
 )
 from support.workers import num_lasting
 
-from example_service.fibonacci import IMPLEMENTATION, fib
+from example_service import worker_threads as threads_module
+from example_service.fibonacci import IMPLEMENTATION, Stop, fib, fib_until, interpreted_fib_until
+from example_service.worker_threads import MARGIN, NoWorkerThread, WorkerThreads
 from example_service.workload import (
     INLINE_MAX,
+    QUEUE_DELAY,
+    QUEUE_FULL,
+    UNTIMED_QUEUE,
     WORKER_NICENESS,
+    ComputationFailed,
     DeadlineExceeded,
     Overloaded,
     WorkloadUnavailable,
 )
 
-BROKE = "worker pool broke: a worker process died; its computations run once more on a new pool"
+DIED = "worker thread died; a new one replaces it"
 
 compiled_only = pytest.mark.skipif(
-    IMPLEMENTATION != "compiled", reason="worker threads need the compiled fib"
+    IMPLEMENTATION != "compiled", reason="computing without the GIL needs the compiled fib"
 )
-POOLS = [
-    pytest.param(False, id="processes"),
-    pytest.param(True, id="threads", marks=compiled_only),
-]
 
 
-async def computing_worker(threads: bool, started: NewChildren) -> int:
-    """The pid of the one worker process, or the native id of the one worker thread, once it
-    computes."""
-    if threads:
-        await until(lambda: len(worker_threads()) == 1, "the worker thread to start")
-        worker = worker_threads()[0].native_id
-        assert worker is not None
-    else:
-        worker = await first_worker(started)
-    await until_computing(worker)
-    return worker
+class Fatal(BaseException):
+    """What ends a thread rather than answering one computation: not an Exception."""
+
+
+@pytest.fixture
+def made_threads() -> Iterator[list[WorkerThreads]]:
+    made: list[WorkerThreads] = []
+    yield made
+    for made_one in made:
+        made_one.close()
 
 
 @pytest.mark.parametrize(("n", "value"), [(1, 1), (2, 1), (3, 2), (10, 55), (20, 6765)])
@@ -72,24 +71,17 @@ def test_runs_inline_up_to_the_bound(make_workload: MakeWorkload) -> None:
 
 
 def test_inline_computations_start_no_worker(make_workload: MakeWorkload) -> None:
-    started = NewChildren()
     assert make_workload(10).compute_inline() == 55
     assert make_workload(INLINE_MAX).compute_inline() == fib(INLINE_MAX)
-    assert started() == []
     assert worker_threads() == []
 
 
-@compiled_only
-def test_compiled_larger_computations_run_in_lower_priority_threads(
-    make_workload: MakeWorkload,
-) -> None:
-    started = NewChildren()
+def test_larger_computations_run_in_lower_priority_threads(make_workload: MakeWorkload) -> None:
     workload = make_workload(SMALL, workers=2)
     assert asyncio.run(workload.compute()) == fib(SMALL)
     expected = min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
     niceness = [os.getpriority(os.PRIO_PROCESS, t.native_id or 0) for t in worker_threads()]
     assert niceness == [expected, expected]
-    assert started() == []
 
 
 @compiled_only
@@ -100,7 +92,7 @@ def test_a_thread_computes_without_holding_the_gil(make_workload: MakeWorkload) 
         """The longest the event loop went without running, and the CPU time the worker
         gained meanwhile."""
         computing = asyncio.create_task(workload.compute())
-        worker = await computing_worker(True, NewChildren())
+        worker = await computing_thread()
         computed, longest = cpu_seconds(worker), 0.0
         while not computing.done():
             before = time.monotonic()
@@ -116,14 +108,18 @@ def test_a_thread_computes_without_holding_the_gil(make_workload: MakeWorkload) 
 
 
 @compiled_only
-def test_threads_count_every_call_of_their_computations(make_workload: MakeWorkload) -> None:
+def test_threads_count_every_call_of_their_computations(
+    made_threads: list[WorkerThreads],
+) -> None:
     """Several threads at once, each computation's calls added to the module's total."""
     from example_service._fibonacci import calls
 
-    workload = make_workload(SMALL, workers=2, queue=4)
+    threads = WorkerThreads(SMALL, 2, 0)
+    made_threads.append(threads)
 
     async def computations() -> list[int]:
-        return list(await asyncio.gather(*(workload.compute() for _ in range(10))))
+        deadline = time.monotonic() + 10
+        return list(await asyncio.gather(*(threads.compute(deadline) for _ in range(10))))
 
     value = fib(SMALL)  # counted too: before the count starts
     before = calls()
@@ -131,30 +127,32 @@ def test_threads_count_every_call_of_their_computations(make_workload: MakeWorkl
     assert calls() - before == 10 * (2 * value - 1)
 
 
-@compiled_only
-def test_threads_refuse_work_past_their_capacity_even_once_its_callers_gave_up(
+def test_a_computation_keeps_its_place_until_it_ends_even_once_its_caller_gave_up(
     make_workload: MakeWorkload,
 ) -> None:
-    """A computation whose caller was cancelled occupies its place until it ends."""
-    workload = make_workload(RUNAWAY, workers=1, timeout=0.5, queue=1)
+    workload = make_workload(RUNAWAY, workers=1, timeout=0.5, queue=0)
 
     async def scenario() -> None:
-        abandoned = [asyncio.create_task(workload.compute()) for _ in range(2)]
-        worker = await computing_worker(True, NewChildren())
-        for task in abandoned:
-            task.cancel()
-        await asyncio.gather(*abandoned, return_exceptions=True)
+        abandoned = asyncio.create_task(workload.compute())
+        worker = await computing_thread()
+        abandoned.cancel()
+        await asyncio.gather(abandoned, return_exceptions=True)
         with pytest.raises(Overloaded):
             await workload.compute()
-        # Both have ended at their deadline, and their places are free again.
+        # It has ended at its deadline, and its place is free again.
         await until_idle(worker)
+        await until(lambda: _outstanding(workload) == 0, "the abandoned one to be answered")
         with pytest.raises(DeadlineExceeded):
             await workload.compute()
 
     asyncio.run(scenario())
 
 
-@compiled_only
+def _outstanding(workload: object) -> int:
+    threads: WorkerThreads = workload._threads  # type: ignore[attr-defined]
+    return threads.outstanding
+
+
 def test_the_thread_stops_a_computation_at_its_deadline_and_is_free_after(
     make_workload: MakeWorkload,
 ) -> None:
@@ -180,7 +178,6 @@ def test_the_thread_stops_a_computation_at_its_deadline_and_is_free_after(
         assert timeout <= took < timeout + 0.5
 
 
-@compiled_only
 def test_close_stops_the_threads_in_the_middle_of_a_computation(
     make_workload: MakeWorkload,
 ) -> None:
@@ -188,7 +185,7 @@ def test_close_stops_the_threads_in_the_middle_of_a_computation(
 
     async def scenario() -> float:
         computing = asyncio.create_task(workload.compute())
-        await computing_worker(True, NewChildren())
+        await computing_thread()
         start = time.monotonic()
         workload.close()
         closed = time.monotonic() - start
@@ -201,36 +198,69 @@ def test_close_stops_the_threads_in_the_middle_of_a_computation(
     assert worker_threads() == []
 
 
-@pytest.mark.parametrize("threads", POOLS)
-def test_computations_abandoned_at_close_are_unavailable(
-    make_workload: MakeWorkload, threads: bool
-) -> None:
-    """Computing or still waiting for a worker, each answers the clear 503, never the
-    CancelledError of a computation its pool gave up (a 500)."""
-    started = NewChildren()
-    workload = make_workload(RUNAWAY, workers=1, threads=threads)
+def test_computations_abandoned_at_close_are_unavailable(make_workload: MakeWorkload) -> None:
+    """Computing or still queued, each answers the clear 503, never a 500."""
+    workload = make_workload(RUNAWAY, workers=1, timeout=60)
+    # As if a computation had been timed at 1 ms: the next ones may queue.
+    workload._timed(0.001)
 
     async def scenario() -> list[BaseException | int]:
-        # One computing; with processes one more in the executor's call queue, the rest
-        # pending in the executor, which cancels them at close.
         computing = [asyncio.create_task(workload.compute()) for _ in range(4)]
-        await computing_worker(threads, started)
+        await computing_thread()
         workload.close()
         results = asyncio.gather(*computing, return_exceptions=True)
         return list(await asyncio.wait_for(results, 30))
 
     assert [type(result) for result in asyncio.run(scenario())] == [WorkloadUnavailable] * 4
+    with pytest.raises(WorkloadUnavailable):
+        asyncio.run(workload.compute())
 
 
-@pytest.mark.parametrize("threads", POOLS)
-def test_a_caller_cancelled_is_cancelled(make_workload: MakeWorkload, threads: bool) -> None:
-    """Only the pool's cancellation becomes WorkloadUnavailable, not the caller's own."""
-    started = NewChildren()
-    workload = make_workload(RUNAWAY, workers=1, threads=threads)
+def test_close_while_computations_arrive_answers_every_one(make_workload: MakeWorkload) -> None:
+    """close() between computations being admitted: none hangs, none is a 500."""
+    workload = make_workload(SMALL + 6, workers=2, queue=100)
+
+    async def scenario() -> set[type]:
+        tasks = []
+        for index in range(200):
+            tasks.append(asyncio.create_task(workload.compute()))
+            if index == 100:
+                workload.close()
+            await asyncio.sleep(0)
+        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
+        return {type(result) for result in results}
+
+    assert asyncio.run(scenario()) <= {int, WorkloadUnavailable, Overloaded}
+    assert worker_threads() == []
+
+
+def test_close_after_the_loop_has_closed_with_a_computation_awaited(
+    make_workload: MakeWorkload,
+) -> None:
+    workload = make_workload(RUNAWAY, workers=1)
+    descriptors = len(os.listdir("/proc/self/fd"))
+
+    async def abandoned() -> None:
+        computing = asyncio.create_task(workload.compute())
+        await computing_thread()
+        # Left awaiting: asyncio.run cancels it and closes the loop.
+        assert not computing.done()
+
+    asyncio.run(abandoned())
+    start = time.monotonic()
+    workload.close()
+    workload.close()
+    assert time.monotonic() - start < 0.5
+    assert worker_threads() == []
+    assert len(os.listdir("/proc/self/fd")) == descriptors
+
+
+def test_a_caller_cancelled_is_cancelled(make_workload: MakeWorkload) -> None:
+    workload = make_workload(RUNAWAY, workers=1)
 
     async def scenario() -> None:
         computing = asyncio.create_task(workload.compute())
-        await computing_worker(threads, started)
+        await computing_thread()
         computing.cancel()
         with pytest.raises(asyncio.CancelledError):
             await computing
@@ -238,145 +268,328 @@ def test_a_caller_cancelled_is_cancelled(make_workload: MakeWorkload, threads: b
     asyncio.run(scenario())
 
 
-def test_larger_computations_run_in_a_lower_priority_worker_process(
-    make_workload: MakeWorkload,
-) -> None:
-    started = NewChildren()
-    workload = make_workload(SMALL, workers=1, threads=False)
-    assert asyncio.run(workload.compute()) == fib(SMALL)
-    niceness = os.getpriority(os.PRIO_PROCESS, started.one())
-    assert niceness == min(19, os.getpriority(os.PRIO_PROCESS, 0) + WORKER_NICENESS)
-
-
-def test_close_stops_the_worker_processes(make_workload: MakeWorkload) -> None:
-    started = NewChildren()
-    workload = make_workload(SMALL, workers=2, threads=False)
-
-    async def both() -> list[int]:
-        return list(await asyncio.gather(workload.compute(), workload.compute()))
-
-    assert asyncio.run(both()) == [fib(SMALL), fib(SMALL)]
-    workers = started()
-    assert workers
-    workload.close()
-    assert not any(worker.is_alive() for worker in workers)
-
-
-def test_the_worker_process_stops_a_computation_at_its_deadline(
-    make_workload: MakeWorkload,
-) -> None:
-    timeout = 1.0
-    started = NewChildren()
-    workload = make_workload(RUNAWAY, workers=1, timeout=timeout, threads=False)
-
-    async def scenario() -> float:
-        start = time.monotonic()
-        with pytest.raises(DeadlineExceeded):
-            await workload.compute()
-        took = time.monotonic() - start
-        # The worker stopped computing: it was not abandoned to go on with fib(50).
-        worker = started.one()
-        await until_idle(worker)
-        return took
-
-    assert timeout <= asyncio.run(scenario()) < timeout + 1.0
-
-
-@pytest.mark.parametrize("threads", POOLS)
 def test_time_spent_waiting_for_a_worker_counts_against_the_deadline(
-    make_workload: MakeWorkload, threads: bool
+    made_threads: list[WorkerThreads],
 ) -> None:
     timeout = 1.0
-    workload = make_workload(RUNAWAY, workers=1, timeout=timeout, threads=threads)
+    threads = WorkerThreads(RUNAWAY, 1, 0)
+    made_threads.append(threads)
 
     async def scenario() -> tuple[list[BaseException | int], float]:
         start = time.monotonic()
+        deadline = start + timeout
         results = await asyncio.gather(
-            workload.compute(), workload.compute(), return_exceptions=True
+            threads.compute(deadline), threads.compute(deadline), return_exceptions=True
         )
         return list(results), time.monotonic() - start
 
     results, took = asyncio.run(scenario())
-    assert [type(result) for result in results] == [DeadlineExceeded, DeadlineExceeded]
+    assert [type(result) for result in results] == [TimeoutError, TimeoutError]
     # The second was queued behind the first for its whole deadline: it is not run at all.
     assert took < 2 * timeout
 
 
-@pytest.mark.parametrize("threads", POOLS)
-def test_past_its_queue_a_computation_is_refused_at_once(
-    make_workload: MakeWorkload, threads: bool
+def test_until_a_computation_is_timed_a_few_wait_per_worker(make_workload: MakeWorkload) -> None:
+    workload = make_workload(RUNAWAY, workers=2, timeout=0.5, queue=100)
+    admitted = 2 * (1 + UNTIMED_QUEUE)
+
+    async def scenario() -> list[str | None]:
+        refusals = []
+        computing = []
+        for _ in range(admitted + 2):
+            refusals.append(workload.refusal())
+            if refusals[-1] is None:
+                computing.append(asyncio.create_task(workload.compute()))
+                await asyncio.sleep(0)
+        start = time.monotonic()
+        with pytest.raises(Overloaded) as refused:
+            await workload.compute()
+        assert refused.value.reason == QUEUE_DELAY
+        assert time.monotonic() - start < 0.05
+        await asyncio.gather(*computing, return_exceptions=True)
+        return refusals
+
+    assert asyncio.run(scenario()) == [None] * admitted + [QUEUE_DELAY] * 2
+    assert workload.seconds_per_computation is None
+
+
+def test_admitted_while_the_expected_wait_is_within_the_budget(
+    make_workload: MakeWorkload,
 ) -> None:
-    workload = make_workload(RUNAWAY, workers=1, timeout=1.0, queue=1, threads=threads)
+    """Computations ahead times the time of one, over the workers, against the budget."""
+    budget = 0.2
+    workload = make_workload(
+        num_lasting(0.02), workers=1, timeout=10, queue=100, queue_delay=budget
+    )
+
+    async def scenario() -> tuple[int, float, list[str | None]]:
+        await workload.compute()
+        await workload.compute()
+        seconds = workload.seconds_per_computation
+        assert seconds is not None
+        admitted: list[asyncio.Task[int]] = []
+        refusals = []
+        for _ in range(round(3 * budget / seconds) + 3):
+            refusals.append(workload.refusal())
+            if refusals[-1] is None:
+                admitted.append(asyncio.create_task(workload.compute()))
+                await asyncio.sleep(0)  # queued before the next one asks
+        results = await asyncio.gather(*admitted)
+        assert results == [results[0]] * len(admitted)
+        return len(admitted), seconds, refusals
+
+    count, seconds, refusals = asyncio.run(scenario())
+    # One on the idle worker, then while ahead * seconds <= budget; every one after refused.
+    assert count == 1 + int(budget / seconds)
+    assert refusals[count:] == [QUEUE_DELAY] * (len(refusals) - count)
+
+
+@pytest.mark.parametrize(("seconds", "refused"), [(0.4, None), (0.6, QUEUE_DELAY)])
+def test_a_computation_that_would_pass_its_deadline_is_refused(
+    make_workload: MakeWorkload, seconds: float, refused: str | None
+) -> None:
+    """A budget as long as the deadline still admits nothing that would time out waiting:
+    one computation ahead, waiting `seconds` is within the budget of 1 s, but computing
+    `seconds` more passes the deadline of 1 s at 0.6 s."""
+    workload = make_workload(RUNAWAY, workers=1, timeout=1.0, queue_delay=1.0)
+    # What the threads report once a computation is timed (a RUNAWAY one never is).
+    workload._timed(seconds)
+
+    async def scenario() -> str | None:
+        first = asyncio.create_task(workload.compute())
+        await asyncio.sleep(0)
+        refusal = workload.refusal()
+        first.cancel()
+        return refusal
+
+    assert asyncio.run(scenario()) == refused
+
+
+def test_past_its_memory_bound_a_computation_is_refused_at_once(
+    make_workload: MakeWorkload,
+) -> None:
+    workload = make_workload(RUNAWAY, workers=1, timeout=1.0, queue=0)
 
     async def scenario() -> list[BaseException | int]:
-        running, waiting = (
-            asyncio.create_task(workload.compute()),
-            asyncio.create_task(workload.compute()),
-        )
-        await asyncio.sleep(0)  # both admitted before the third asks
+        running = asyncio.create_task(workload.compute())
+        await asyncio.sleep(0)  # admitted before the next asks
         start = time.monotonic()
-        with pytest.raises(Overloaded):
+        with pytest.raises(Overloaded) as refused:
             await workload.compute()
+        assert refused.value.reason == QUEUE_FULL
         assert time.monotonic() - start < 0.05
-        return list(await asyncio.gather(running, waiting, return_exceptions=True))
+        return list(await asyncio.gather(running, return_exceptions=True))
 
-    assert [type(r) for r in asyncio.run(scenario())] == [DeadlineExceeded, DeadlineExceeded]
+    assert [type(r) for r in asyncio.run(scenario())] == [DeadlineExceeded]
 
 
-def test_a_computation_lost_with_its_worker_runs_again_on_a_new_pool(
-    make_workload: MakeWorkload, caplog: pytest.LogCaptureFixture
+def test_a_refused_niceness_is_warned_once_and_the_threads_compute(
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    started = NewChildren()
-    n = num_lasting(0.5)
-    workload = make_workload(n, workers=1, timeout=60, threads=False)
+    """What a sandbox refusing setpriority does (tested for real under seccomp in
+    tests/integration/test_worker_faults.py)."""
 
-    async def scenario() -> int:
-        computing = asyncio.create_task(workload.compute())
-        killed = await first_worker(started)
-        await until_computing(killed)
-        os.kill(killed, signal.SIGKILL)
-        result = await asyncio.wait_for(computing, 60)
-        assert started.one() != killed
-        return result
+    def refused(which: int, who: int, priority: int) -> None:
+        raise PermissionError(1, "Operation not permitted")
 
-    assert asyncio.run(scenario()) == fib(n)
-    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [BROKE]
+    monkeypatch.setattr(os, "setpriority", refused)
+    threads = WorkerThreads(SMALL, 2, WORKER_NICENESS)
+
+    async def computations() -> list[int]:
+        deadline = time.monotonic() + 10
+        try:
+            return list(await asyncio.gather(*(threads.compute(deadline) for _ in range(6))))
+        finally:
+            threads.close()
+
+    assert asyncio.run(computations()) == [fib(SMALL)] * 6
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "cannot lower the worker threads' priority: they compute at the event loop's, "
+        "and probes may wait behind them"
+    ]
 
 
-def test_a_computation_whose_second_pool_breaks_too_is_unavailable(
-    make_workload: MakeWorkload, caplog: pytest.LogCaptureFixture
+def test_a_thread_that_dies_answers_its_computation_and_is_replaced_once(
+    made_threads: list[WorkerThreads], caplog: pytest.LogCaptureFixture
 ) -> None:
-    started = NewChildren()
-    workload = make_workload(RUNAWAY, workers=1, timeout=60, threads=False)
+    """Twenty computations at once on one thread, which dies on the first: that one is
+    answered, the nineteen others are computed by its replacement."""
+    dying = threading.Event()
 
-    async def scenario() -> None:
-        computing = asyncio.create_task(workload.compute())
-        await kill_both_pools_mid_computation(started)
-        with pytest.raises(WorkloadUnavailable):
-            await asyncio.wait_for(computing, 30)
+    def compute(n: int, deadline: float, stop: Stop) -> int:
+        if not dying.is_set():
+            dying.set()
+            raise Fatal
+        return fib(n)
 
-    asyncio.run(scenario())
-    # Once per breakage, not once per computation.
-    assert [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR] == [BROKE] * 2
+    threads = WorkerThreads(SMALL, 1, 0, compute)
+    made_threads.append(threads)
+
+    async def computations() -> list[BaseException | int]:
+        deadline = time.monotonic() + 10
+        tasks = [threads.compute(deadline) for _ in range(20)]
+        return list(await asyncio.gather(*tasks, return_exceptions=True))
+
+    results = asyncio.run(computations())
+    assert type(results[0]).__name__ == "WorkerDied"
+    assert results[1:] == [fib(SMALL)] * 19
+    assert threads.died == 1
+    assert threads.outstanding == 0
+    assert [t.name for t in worker_threads()] == ["fib-worker-1"]
+    errors = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert [(r.getMessage(), r.__dict__["worker"]) for r in errors] == [(DIED, "fib-worker-0")]
 
 
-def test_close_stops_a_worker_process_in_the_middle_of_a_computation(
-    make_workload: MakeWorkload, caplog: pytest.LogCaptureFixture
+def test_a_thread_that_dies_is_a_503_and_counted(make_workload: MakeWorkload) -> None:
+    workload = make_workload(SMALL, workers=1)
+    real = threads_module.WorkerThreads._lower_priority
+    calls = []
+
+    def lower_priority_then_die(self: WorkerThreads) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise Fatal
+        real(self)
+
+    async def twice() -> tuple[BaseException | int, int]:
+        first = await asyncio.gather(workload.compute(), return_exceptions=True)
+        return first[0], await workload.compute()
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(threads_module.WorkerThreads, "_lower_priority", lower_priority_then_die)
+        first, second = asyncio.run(twice())
+    # The thread died before it took the computation: its replacement computed it.
+    assert (first, second) == (fib(SMALL), fib(SMALL))
+    assert workload.worker_threads_died == 1
+
+
+def test_an_exception_in_the_computation_fails_only_that_one(
+    made_threads: list[WorkerThreads],
 ) -> None:
-    started = NewChildren()
-    workload = make_workload(RUNAWAY, workers=1, threads=False)
+    def compute(n: int, deadline: float, stop: Stop) -> int:
+        if n == 0:
+            raise MemoryError
+        return fib(n)
+
+    async def scenario() -> list[BaseException | int]:
+        failing = WorkerThreads(0, 1, 0, compute)
+        made_threads.append(failing)
+        deadline = time.monotonic() + 10
+        return list(await asyncio.gather(failing.compute(deadline), return_exceptions=True))
+
+    [result] = asyncio.run(scenario())
+    assert isinstance(result, MemoryError)
+
+
+def test_a_failed_computation_is_a_computation_failed(
+    make_workload: MakeWorkload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    workload = make_workload(SMALL, workers=1)
+
+    def compute(n: int, deadline: float, stop: Stop) -> int:
+        raise ZeroDivisionError
+
+    monkeypatch.setattr(workload._threads, "_compute", compute)
+    with pytest.raises(ComputationFailed, match=rf"computation of fib\({SMALL}\) failed"):
+        asyncio.run(workload.compute())
+
+
+def test_a_thread_that_never_answers_is_waited_for_its_deadline_plus_the_margin(
+    made_threads: list[WorkerThreads],
+) -> None:
+    """fib_until always answers; a computation that does not (a bug) still ends the wait."""
+    released = threading.Event()
+
+    def stuck(n: int, deadline: float, stop: Stop) -> int:
+        released.wait(30)
+        return 0
+
+    threads = WorkerThreads(SMALL, 1, 0, stuck)
+    made_threads.append(threads)
+    timeout = 0.2
 
     async def scenario() -> float:
-        computing = asyncio.create_task(workload.compute())
-        await until_computing(await first_worker(started))
         start = time.monotonic()
-        workload.close()
-        with pytest.raises(WorkloadUnavailable):
-            await asyncio.wait_for(computing, 30)
+        with pytest.raises(TimeoutError):
+            await threads.compute(start + timeout)
         return time.monotonic() - start
 
-    # At once, not when fib(50) or its 10 s deadline would have ended.
-    assert asyncio.run(scenario()) < 5
-    assert started() == []
-    # Shutdown is not a breakage: nothing to report, no pool started anew.
-    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    try:
+        took = asyncio.run(scenario())
+    finally:
+        released.set()
+    assert timeout + MARGIN <= took < timeout + MARGIN + 0.5
+
+
+def test_threads_refused_by_the_system_are_tried_again_at_most_every_interval(
+    make_workload: MakeWorkload, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """What a pids limit does (tested for real in tests/integration/test_worker_faults.py)."""
+    attempts = []
+    real_start = threading.Thread.start
+
+    def refused(self: threading.Thread) -> None:
+        if self.name.startswith("fib-worker-"):
+            attempts.append(self.name)
+            raise RuntimeError("can't start new thread")
+        real_start(self)
+
+    monkeypatch.setattr(threads_module, "RETRY_INTERVAL", 0.3)
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    workload = make_workload(SMALL, workers=2)
+
+    async def refusals() -> list[BaseException | int]:
+        return list(
+            await asyncio.gather(*(workload.compute() for _ in range(20)), return_exceptions=True)
+        )
+
+    assert [type(r) for r in asyncio.run(refusals())] == [WorkloadUnavailable] * 20
+    assert len(attempts) == 1
+    assert worker_threads() == []
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+
+    async def once_allowed() -> int:
+        await until(lambda: _retry_due(workload), "the retry interval to pass")
+        return await workload.compute()
+
+    assert asyncio.run(once_allowed()) == fib(SMALL)
+    assert len(worker_threads()) == 2
+    messages = [r.getMessage() for r in caplog.records if r.levelno >= logging.INFO]
+    assert messages.count("cannot start a worker thread; trying again at most every second") == 1
+
+
+def _retry_due(workload: object) -> bool:
+    threads: WorkerThreads = workload._threads  # type: ignore[attr-defined]
+    return time.monotonic() >= threads._retry_at
+
+
+def test_the_python_fib_runs_on_the_same_threads_with_its_deadline(
+    made_threads: list[WorkerThreads],
+) -> None:
+    """The fallback without a C compiler: the same threads, the Python fib_until."""
+    python = WorkerThreads(RUNAWAY, 1, 0, interpreted_fib_until)  # type: ignore[arg-type]
+    small = WorkerThreads(SMALL, 1, 0, interpreted_fib_until)  # type: ignore[arg-type]
+    made_threads += [python, small]
+    timeout = 0.2
+
+    async def scenario() -> tuple[int, float]:
+        value = await small.compute(time.monotonic() + 10)
+        start = time.monotonic()
+        with pytest.raises(TimeoutError):
+            await python.compute(start + timeout)
+        return value, time.monotonic() - start
+
+    value, took = asyncio.run(scenario())
+    assert value == fib(SMALL)
+    assert timeout <= took < timeout + 0.2
+
+
+def test_no_thread_no_computation_before_the_first(made_threads: list[WorkerThreads]) -> None:
+    threads = WorkerThreads(SMALL, 2, 0, fib_until)
+    made_threads.append(threads)
+    assert (threads.running, worker_threads()) == (0, [])
+    threads.close()
+    with pytest.raises(NoWorkerThread):
+        asyncio.run(threads.compute(time.monotonic() + 10))
