@@ -15,8 +15,10 @@ manifests pass it); no NetworkPolicy rule lets another pod reach the port.
 
 from __future__ import annotations
 
+import json
 import signal
 import sys
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 
@@ -24,6 +26,22 @@ from types import FrameType
 # stay well under this. Anything larger is refused before it is read, so that no request can
 # make the sidecar (32 MiB in its pod) hold it.
 MAX_BODY = 4 << 20
+
+# Each request has a thread of its own; print() writes a line and its newline apart, so two
+# notifications at once could share a line. One write per line, one writer at a time.
+_OUTPUT = threading.Lock()
+
+
+def one_line(body: bytes) -> str:
+    """The notification as one line: as sent when it is one already (Alertmanager's is),
+    JSON compacted, anything else with its line breaks made spaces."""
+    text = body.decode("utf-8", "replace").strip()
+    if len(text.splitlines()) <= 1:
+        return text
+    try:
+        return json.dumps(json.loads(text), ensure_ascii=False, separators=(",", ":"))
+    except ValueError:
+        return " ".join(text.splitlines())
 
 
 class Sink(BaseHTTPRequestHandler):
@@ -46,7 +64,10 @@ class Sink(BaseHTTPRequestHandler):
         if int(declared) > MAX_BODY:
             self.refuse(413, f"a body of {declared} bytes is over the {MAX_BODY} accepted")
             return
-        print(self.rfile.read(int(declared)).decode("utf-8", "replace").strip(), flush=True)
+        line = one_line(self.rfile.read(int(declared))) + "\n"
+        with _OUTPUT:
+            sys.stdout.write(line)
+            sys.stdout.flush()
         self.send_response(200)
         self.send_header("content-length", "0")
         self.end_headers()

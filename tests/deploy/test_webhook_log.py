@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -104,3 +105,28 @@ def test_a_bad_content_length_is_a_400(sink: tuple[str, Path]) -> None:
         assert "is not a byte count" in answer
     assert httpx.post(f"{url}/", content=notification(), timeout=5).status_code == 200
     wait_for(lambda: len(printed(stdout)) == 1, 10, "the one notification printed")
+
+
+def test_notifications_at_once_each_keep_a_line(sink: tuple[str, Path]) -> None:
+    """Alertmanager sends each receiver's groups in parallel: lines never share a line."""
+    url, stdout = sink
+    count = 500
+
+    def send(index: int) -> int:
+        body = json.dumps({"receiver": "default", "index": index, "pad": "x" * 4000})
+        return httpx.post(f"{url}/", content=body, timeout=10).status_code
+
+    with ThreadPoolExecutor(32) as pool:
+        assert set(pool.map(send, range(count))) == {200}
+    lines = wait_for(lambda: len(printed(stdout)) >= count and printed(stdout), 10, "every line")
+    assert sorted(json.loads(line)["index"] for line in lines) == list(range(count))
+
+
+def test_a_body_on_several_lines_is_printed_on_one(sink: tuple[str, Path]) -> None:
+    url, stdout = sink
+    pretty = json.dumps({"receiver": "default", "status": "firing"}, indent=2)
+    assert httpx.post(f"{url}/", content=pretty, timeout=5).status_code == 200
+    assert httpx.post(f"{url}/", content="not\njson", timeout=5).status_code == 200
+    lines = wait_for(lambda: len(printed(stdout)) == 2 and printed(stdout), 10, "two lines")
+    assert json.loads(lines[0]) == {"receiver": "default", "status": "firing"}
+    assert lines[1] == "not json"
