@@ -87,6 +87,13 @@ class Sink(BaseHTTPRequestHandler):
         """The notifications are the output: no access log besides them."""
 
 
+class Server(ThreadingHTTPServer):
+    # Alertmanager sends a receiver's groups at once: the standard library's listen queue of 5
+    # would reset the connections past it.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 def _stop(signum: int, frame: FrameType | None) -> None:
     # As a container's first process, Python would otherwise ignore SIGTERM.
     raise SystemExit(0)
@@ -96,4 +103,4 @@ if __name__ == "__main__":
     host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 5001
     signal.signal(signal.SIGTERM, _stop)
-    ThreadingHTTPServer((host, port), Sink).serve_forever()
+    Server((host, port), Sink).serve_forever()

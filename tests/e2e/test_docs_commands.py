@@ -265,7 +265,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 
 def test_make_run_takes_port_and_host() -> None:
     dry_run = subprocess.run(
-        ["make", "-n", "run", "PORT=8080", "HOST=127.0.0.1"],
+        ["make", "--no-print-directory", "-n", "run", "PORT=8080", "HOST=127.0.0.1"],
         cwd=REPO, capture_output=True, text=True, timeout=60, check=True,
     ).stdout  # fmt: skip
     assert dry_run.splitlines()[-1].endswith("/example-service --host 127.0.0.1 --port 8080")
