@@ -117,10 +117,12 @@ def slow_replica(start_service: StartService) -> tuple[ServiceProcess, WrkRun]:
     """
     num = 20
     for _ in range(3):
-        # A queue deep enough that nothing is shed: this replica answers everything, late.
+        # A queueing budget as long as the deadline, and a queue as deep as it takes, so that
+        # nothing is shed within a run: this replica answers everything, late.
         replica = start_service(
             *FAST,
             *("--workers", "1", "--max-queue", "100000"),
+            *("--request-timeout", "30", "--max-queue-delay", "30"),
             *("--num-max", str(NUM_MAX), "--num", str(num)),
         )
         single = wrk(f"{replica.url}/abc", 1, 2)
