@@ -34,7 +34,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from example_service.faults import MAX_LATENCY_MS, DelayRange
+from example_service.server.faults import MAX_LATENCY_MS, DelayRange
 
 # Measured here, compiled: fib(40) takes 0.39-0.50 s of one core and fib(41) 0.6-0.83 s. 40
 # keeps one request under about a second with room for a slower node (the Python fallback

@@ -17,7 +17,7 @@ import pytest
 from support.readings import FIXTURES
 from support.service import ServiceProcess, StartService
 
-from example_service.system.worker import BUDGET_SECONDS
+from example_service.system.offloop import BUDGET_SECONDS
 
 SENSOR = "devices/platform/coretemp.0/hwmon/hwmon0/temp1_input"
 PROBE_P99_SECONDS = 0.1

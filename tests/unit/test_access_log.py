@@ -12,9 +12,9 @@ import time
 import pytest
 from support.fake_rsgi import FakeScope as Scope
 
-from example_service.access_log import KEPT_METHODS, AccessLog
-from example_service.log_output import LogOutput
-from example_service.logs import JsonFormatter
+from example_service.logs.access import KEPT_METHODS, AccessLog
+from example_service.logs.json_format import JsonFormatter
+from example_service.logs.writer import LogOutput
 
 
 def access_line(scope: Scope, route: str, status: int, seconds: float) -> str:

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 import pytest
 from support.fake_rsgi import FakeProtocol, SentResponse, call, request, serve
 
-from example_service.app import UNMATCHED_ROUTE, App, Handler
-from example_service.lifecycle import Lifecycle
-from example_service.rsgi import TEXT, Response, Scope
+from example_service.server.app import UNMATCHED_ROUTE, App, Handler
+from example_service.server.lifecycle import Lifecycle
+from example_service.server.rsgi import TEXT, Response, Scope
 
 
 def replying(body: bytes, status: int = 200) -> Handler:

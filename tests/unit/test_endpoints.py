@@ -12,8 +12,10 @@ import pytest
 from support.fake_rsgi import request
 from support.worker_pool import RUNAWAY, SMALL, MakeWorkload, worker_threads
 
-from example_service.app import Handler
-from example_service.endpoints import (
+from example_service.metrics.loop_local import Count
+from example_service.server.app import Handler
+from example_service.server.faults import DelayRange, Faults
+from example_service.server.handlers import (
     INJECTED_FAULT,
     JSON,
     OVERLOADED,
@@ -24,13 +26,11 @@ from example_service.endpoints import (
     Readyz,
     healthz,
 )
-from example_service.faults import DelayRange, Faults
-from example_service.identity import build_identity
-from example_service.lifecycle import Lifecycle, Phase
-from example_service.metrics.loop_local import Count
-from example_service.rsgi import TEXT, Response
+from example_service.server.identity import build_identity
+from example_service.server.lifecycle import Lifecycle, Phase
+from example_service.server.rsgi import TEXT, Response
 from example_service.system.cgroup import CgroupReader
-from example_service.workload import QUEUE_DELAY, QUEUE_FULL, SHED_REASONS
+from example_service.workload.admission import QUEUE_DELAY, QUEUE_FULL, SHED_REASONS
 
 READINGS = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
 NO_FAULTS = Faults()

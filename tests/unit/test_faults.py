@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from example_service.faults import MAX_LATENCY_MS, DelayRange, Faults
+from example_service.server.faults import MAX_LATENCY_MS, DelayRange, Faults
 
 
 @pytest.mark.parametrize(

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 from support.compiler import c_compiler_present
 
-from example_service import fibonacci
+from example_service.workload import fibonacci
 
 
 @pytest.fixture(scope="module")
 def compiled() -> ModuleType:
     try:
-        from example_service import _fibonacci
+        from example_service.workload import _fibonacci
     except ImportError:
         if c_compiler_present():
             pytest.fail("a C compiler is here, yet the build left no compiled workload")

@@ -12,7 +12,7 @@ import pytest
 from support.readings import FIXTURES
 
 from example_service import __version__
-from example_service.identity import build_identity
+from example_service.server.identity import build_identity
 from example_service.system.cgroup import CgroupReader
 from example_service.system.process import read_process_identity
 

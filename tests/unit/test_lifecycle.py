@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from example_service.lifecycle import Lifecycle, Phase
+from example_service.server.lifecycle import Lifecycle, Phase
 
 
 @pytest.mark.parametrize(("phase", "ready"), [(Phase.SERVING, True), (Phase.DRAINING, False)])

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 from support.waiting import wait_for
 
-from example_service.log_output import LogOutput
+from example_service.logs.writer import LogOutput
 
 F_SETPIPE_SZ = 1031  # from <linux/fcntl.h>
 
@@ -84,7 +84,7 @@ def test_a_blocked_reader_costs_drops_not_memory_and_one_warning(
     # Full means full: every further line is dropped, none waits in memory.
     assert output.dropped - before == 5000
 
-    with caplog.at_level(logging.WARNING, logger="example_service.log_output"):
+    with caplog.at_level(logging.WARNING, logger="example_service.logs.writer"):
         arrived = read_lines(read, written - output.dropped, timeout=10)
         wait_for(lambda: caplog.records, 5, "the episode's warning")
         output.write(b"after\n")

@@ -9,10 +9,10 @@ from prometheus_client.registry import Collector
 from support.fake_rsgi import FakeScope
 from support.readings import FIXTURES
 
-from example_service.lifecycle import Lifecycle
-from example_service.log_output import LogOutput
+from example_service.logs.writer import LogOutput
 from example_service.metrics.exposition import Page
 from example_service.metrics.registry import Metrics, build_registry
+from example_service.server.lifecycle import Lifecycle
 from example_service.system.cgroup import CgroupReader
 
 CGROUP = FIXTURES / "cgroup-v2-limits"

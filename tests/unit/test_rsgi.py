@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 from support.fake_rsgi import request
 
-from example_service.rsgi import TEXT, Response, header
+from example_service.server.rsgi import TEXT, Response, header
 
 
 def test_a_response_is_text_by_default() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from example_service.server import listen_backlog, somaxconn
+from example_service.server.embed import listen_backlog, somaxconn
 
 
 def test_the_backlog_follows_the_limit_within_the_kernel_ceiling() -> None:

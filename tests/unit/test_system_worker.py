@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from example_service.system.worker import Missed, OffLoop
+from example_service.system.offloop import Missed, OffLoop
 
 BUDGET = 0.2
 

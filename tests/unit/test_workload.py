@@ -26,10 +26,8 @@ from support.worker_pool import (
 )
 from support.workers import num_lasting
 
-from example_service import worker_threads as threads_module
-from example_service.fibonacci import IMPLEMENTATION, Stop, fib, fib_until, interpreted_fib_until
-from example_service.worker_threads import MARGIN, NoWorkerThread, WorkerThreads
-from example_service.workload import (
+from example_service.workload import threads as threads_module
+from example_service.workload.admission import (
     INLINE_MAX,
     QUEUE_DELAY,
     QUEUE_FULL,
@@ -40,6 +38,14 @@ from example_service.workload import (
     Overloaded,
     WorkloadUnavailable,
 )
+from example_service.workload.fibonacci import (
+    IMPLEMENTATION,
+    Stop,
+    fib,
+    fib_until,
+    interpreted_fib_until,
+)
+from example_service.workload.threads import MARGIN, NoWorkerThread, WorkerThreads
 
 DIED = "worker thread died; a new one replaces it"
 
@@ -112,7 +118,7 @@ def test_threads_count_every_call_of_their_computations(
     made_threads: list[WorkerThreads],
 ) -> None:
     """Several threads at once, each computation's calls added to the module's total."""
-    from example_service._fibonacci import calls
+    from example_service.workload._fibonacci import calls
 
     threads = WorkerThreads(SMALL, 2, 0)
     made_threads.append(threads)

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from example_service.workload import DeadlineExceeded, default_workers
+from example_service.workload.admission import DeadlineExceeded, default_workers
 
 CPUS = len(os.sched_getaffinity(0))
 

@@ -19,8 +19,8 @@ from granian.http import HTTP1Settings
 from granian.server.embed import Server
 
 from example_service import __version__
-from example_service.log_output import LogOutput
-from example_service.service import Service
+from example_service.logs.writer import LogOutput
+from example_service.server.wiring import Service
 from example_service.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ each step of n (docs/contract.md, "The endpoint"). The compiled one is some thir
 faster than CPython's (docs/performance.md, "The workload").
 
 fib(n) is for the event loop's inline computations; fib_until(n, deadline, stop) for the
-worker threads (example_service.worker_threads): it raises TimeoutError past its deadline and
+worker threads (example_service.workload.threads): it raises TimeoutError past its deadline and
 Stopped once its Stop is set. Compiled, it releases the GIL, so threads compute in parallel;
 in Python it holds it, and the threads take turns with the event loop.
 """
@@ -66,7 +66,7 @@ def interpreted_fib_until(n: int, deadline: float, stop: threading.Event) -> int
 IMPLEMENTATION: Literal["compiled", "python"]
 try:
     # Built by setup.py; a build without a C compiler skips it and leaves this fallback.
-    from example_service._fibonacci import Stop, Stopped, fib, fib_until
+    from example_service.workload._fibonacci import Stop, Stopped, fib, fib_until
 except ImportError:
     # The same interface in Python; mypy checks every caller against the compiled stubs.
     Stop = threading.Event  # type: ignore[assignment,misc]

@@ -3,8 +3,8 @@ middleware layer).
 
 The line is built without the logging machinery (a record, its attribute dictionary, the
 JSON formatter, a handler's lock, a write and a flush, which cost twice the rest of the
-request) and handed to the batched output (log_output.py). It is the same line, to the
-character, as the JSON formatter writes for a record with these fields (logs.py), put
+request) and handed to the batched output (writer.py). It is the same line, to the
+character, as the JSON formatter writes for a record with these fields (json_format.py), put
 together from parts made once: start (up to the timestamp's milliseconds) + three digits +
 middle (up to the duration's value) + the duration + the client + the end. Start changes
 once a second, middle once per method, route and status. Its cost per request is measured
@@ -16,9 +16,9 @@ from __future__ import annotations
 import time
 from json.encoder import encode_basestring  # json.dumps(s, ensure_ascii=False) for a str
 
-from example_service.log_output import LogOutput
-from example_service.logs import MILLISECONDS, seconds_text
-from example_service.rsgi import Scope
+from example_service.logs.json_format import MILLISECONDS, seconds_text
+from example_service.logs.writer import LogOutput
+from example_service.server.rsgi import Scope
 
 __all__ = ["AccessLog"]
 

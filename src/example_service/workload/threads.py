@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from queue import SimpleQueue
 
-from example_service.fibonacci import Stop, fib_until
+from example_service.workload.fibonacci import Stop, fib_until
 
 log = logging.getLogger(__name__)
 

@@ -6,23 +6,23 @@ import logging
 from dataclasses import asdict
 
 from example_service import __version__
-from example_service.access_log import AccessLog
-from example_service.app import App, Observer
-from example_service.endpoints import ComputeFibonacci, Info, Readyz, healthz
-from example_service.faults import Faults
-from example_service.fibonacci import IMPLEMENTATION
-from example_service.lifecycle import Lifecycle, Phase
-from example_service.log_output import LogOutput
+from example_service.logs.access import AccessLog
+from example_service.logs.writer import LogOutput
 from example_service.metrics.exposition import MetricsEndpoint
 from example_service.metrics.registry import build_registry
+from example_service.server.app import App, Observer
+from example_service.server.faults import Faults
+from example_service.server.handlers import ComputeFibonacci, Info, Readyz, healthz
+from example_service.server.lifecycle import Lifecycle, Phase
 from example_service.settings import Settings
 from example_service.system.cgroup import CgroupReader
-from example_service.workload import (
+from example_service.workload.admission import (
     SHED_REASONS,
     Workload,
     WorkloadCollector,
     default_workers,
 )
+from example_service.workload.fibonacci import IMPLEMENTATION
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ fixes them."""
 from __future__ import annotations
 
 from example_service.metrics.loop_local import CounterFamily, HistogramFamily
-from example_service.rsgi import Scope
+from example_service.server.rsgi import Scope
 
 # The lab's buckets, exactly (docs/contract.md, Metrics).
 LAB_LATENCY_BUCKETS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300)

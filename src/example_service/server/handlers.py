@@ -8,14 +8,14 @@ from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 
-from example_service.faults import Faults
-from example_service.identity import build_identity
-from example_service.lifecycle import Lifecycle
 from example_service.metrics.loop_local import Count
-from example_service.rsgi import Response, Scope
+from example_service.server.faults import Faults
+from example_service.server.identity import build_identity
+from example_service.server.lifecycle import Lifecycle
+from example_service.server.rsgi import Response, Scope
 from example_service.system.cgroup import CgroupReader
-from example_service.system.worker import Missed, OffLoop
-from example_service.workload import (
+from example_service.system.offloop import Missed, OffLoop
+from example_service.workload.admission import (
     ComputationFailed,
     DeadlineExceeded,
     Overloaded,

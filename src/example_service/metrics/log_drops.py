@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import Metric
 
-from example_service.log_output import LogOutput
+from example_service.logs.writer import LogOutput
 from example_service.metrics.family import Family, FamilyCollector, Samples
 
 DROPPED = Family(

@@ -12,8 +12,8 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from time import perf_counter
 from typing import Protocol
 
-from example_service.lifecycle import Lifecycle
-from example_service.rsgi import HTTPProtocol, Response, Scope
+from example_service.server.lifecycle import Lifecycle
+from example_service.server.rsgi import HTTPProtocol, Response, Scope
 
 Handler = Callable[[Scope], Awaitable[Response]]
 Routes = Mapping[str, Mapping[str, Handler]]

@@ -1,8 +1,8 @@
 """Logs as one JSON object per line on stdout, the form log collectors in a cluster expect.
 
 Every line goes through one LogOutput, which writes them in batches from a thread of its own
-(log_output.py): the access log's lines, formatted without the logging machinery
-(access_log.py), and every other record, through the handler below.
+(writer.py): the access log's lines, formatted without the logging machinery
+(access.py), and every other record, through the handler below.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 import time
 from typing import Any
 
-from example_service.log_output import LogOutput
+from example_service.logs.writer import LogOutput
 
 # Attributes every LogRecord has; anything else was passed through `extra=` and is data.
 _STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}

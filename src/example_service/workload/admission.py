@@ -1,7 +1,7 @@
 """The lab's Fibonacci workload, and where each computation runs.
 
 Cheap computations run inline on the event loop: handing them to a worker costs more than
-computing them. Expensive ones go to worker threads (example_service.worker_threads), so the
+computing them. Expensive ones go to worker threads (example_service.workload.threads), so the
 event loop keeps answering probes and scrapes, and, with the compiled fib, which releases the
 GIL, a pod uses every core it is given. Each computation carries a deadline that fib_until
 itself enforces, so a runaway request stops burning CPU.
@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from prometheus_client.metrics_core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from example_service.fibonacci import IMPLEMENTATION, Stopped, fib
-from example_service.worker_threads import NoWorkerThread, WorkerDied, WorkerThreads
+from example_service.workload.fibonacci import IMPLEMENTATION, Stopped, fib
+from example_service.workload.threads import NoWorkerThread, WorkerDied, WorkerThreads
 
 # Inline while fib(n) costs less than handing it to a thread and back: bench/handoff_cost.py
 # measures the hand-off, and docs/performance.md ("The workload") sets it beside fib(n).
