@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import shutil
 import threading
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
-from support.readings import FIXTURES, LOGGER, assert_golden, scrape
+from support.readings import FIXTURES, LOGGER, assert_golden, copy, scrape
 
 from example_service.metrics.container import ContainerCollector
 from example_service.metrics.demo import DemoCollector
@@ -167,8 +166,7 @@ def test_a_source_that_blocks_is_down_for_each_scrape_and_warns_once(
     """The package sensor is a FIFO nobody writes: opening it blocks, as a hung sensor would."""
     caplog.set_level(logging.INFO, logger=LOGGER)
     budget = 0.2
-    sysfs = tmp_path / "sys"
-    shutil.copytree(FIXTURES / "server/sys", sysfs, symlinks=True)
+    sysfs = copy("server", tmp_path) / "sys"
     sensor = sysfs / "devices/platform/coretemp.0/hwmon/hwmon0/temp1_input"
     sensor.unlink()
     os.mkfifo(sensor)
@@ -266,8 +264,7 @@ def test_readings_of_other_filesystems_are_taken_off_the_loop() -> None:
 def test_each_scrape_s_readings_give_its_own_families(tmp_path: Path) -> None:
     """Readings are handed to the collectors, not looked up: two scrapes' readings, taken
     one after the other and encoded in either order, each give their own values."""
-    sysfs = tmp_path / "sys"
-    shutil.copytree(FIXTURES / "server/sys", sysfs, symlinks=True)
+    sysfs = copy("server", tmp_path) / "sys"
     sensor = sysfs / "devices/platform/coretemp.0/hwmon/hwmon0/temp1_input"
     readings = ReadingsCollector(HardwareCollector(sysfs_root=sysfs), container("cgroup-v2-limits"))
     first = readings.read()

@@ -1,6 +1,6 @@
 """The temperature reader: which sensor is the CPU's, every sensor's name, on fixture machines
 and on small hwmon and thermal trees built here. The readings as values; their families and
-golden pages are in test_metrics_hardware.py."""
+golden pages are in metrics/test_hardware.py."""
 
 from __future__ import annotations
 

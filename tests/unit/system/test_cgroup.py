@@ -8,18 +8,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support.readings import FIXTURES
+from support.readings import FIXTURES, copy
 
 from example_service.system.cgroup import CgroupReader, CgroupReadings
 
 
 def reader(case: Path) -> CgroupReader:
     return CgroupReader(cgroup_root=case / "sys/fs/cgroup", procfs_root=case / "proc")
-
-
-def copy(case: str, tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURES / case, tmp_path / case, symlinks=True)
-    return tmp_path / case
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """GET /info's data: the replica's identity and its container's view of itself, put together
-from the system readers (their own tests: test_system_process.py, test_system_cgroup.py)."""
+from the system readers (their own tests: system/test_process.py, system/test_cgroup.py)."""
 
 from __future__ import annotations
 

@@ -3,13 +3,13 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import shutil
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from support.fake_rsgi import request
+from support.readings import FIXTURES, copy
 from support.worker_pool import RUNAWAY, SMALL, MakeWorkload, worker_threads
 
 from example_service.metrics.loop_local import Count
@@ -32,7 +32,6 @@ from example_service.server.rsgi import TEXT, Response
 from example_service.system.cgroup import CgroupReader
 from example_service.workload.admission import QUEUE_DELAY, QUEUE_FULL, SHED_REASONS
 
-READINGS = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
 NO_FAULTS = Faults()
 
 
@@ -186,7 +185,7 @@ def cgroup_reader(case: Path) -> CgroupReader:
 
 
 def test_info_answers_the_identity_as_json() -> None:
-    case = READINGS / "cgroup-v2-limits"
+    case = FIXTURES / "cgroup-v2-limits"
     response = answer(Info(case / "proc", cgroup_reader(case), 30))
     assert (response.status, response.content_type) == (200, JSON)
     assert response.body.endswith(b"}\n")
@@ -197,8 +196,7 @@ def test_info_answers_the_identity_as_json() -> None:
 
 def test_info_reads_the_limits_anew_on_each_request(tmp_path: Path) -> None:
     """A pod resized in place gets new limits without a restart."""
-    case = tmp_path / "case"
-    shutil.copytree(READINGS / "cgroup-v2-limits", case, symlinks=True)
+    case = copy("cgroup-v2-limits", tmp_path)
     info = Info(case / "proc", cgroup_reader(case), None)
     assert json.loads(answer(info).body)["cpu_limit_cores"] == 1.5
     (case / "sys/fs/cgroup/cpu.max").write_text("250000 100000\n")

@@ -8,15 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support.readings import FIXTURES
+from support.readings import FIXTURES, copy
 
 from example_service.system.disks import DeviceCount, DeviceCounts, disk_errors, ext4_errors
-
-
-def copy(machine: str, tmp_path: Path) -> Path:
-    sysfs = tmp_path / machine / "sys"
-    shutil.copytree(FIXTURES / machine / "sys", sysfs, symlinks=True)
-    return sysfs
 
 
 def test_scsi_disks_in_name_order_from_hexadecimal() -> None:
@@ -57,7 +51,7 @@ def test_kernel_device_names_with_slashes(tmp_path: Path) -> None:
 
 
 def test_a_broken_count_is_left_out_and_named(tmp_path: Path) -> None:
-    sysfs = copy("server", tmp_path)
+    sysfs = copy("server", tmp_path) / "sys"
     (sysfs / "block/sdb/device/ioerr_cnt").write_text("")
     (sysfs / "fs/ext4/dm-0/errors_count").write_text("-3\n")
     disks = disk_errors(sysfs).read()
@@ -77,7 +71,7 @@ def test_no_block_directory_is_a_problem(tmp_path: Path) -> None:
 def test_entries_without_a_counter_are_not_tried_again_until_replaced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sysfs = copy("server", tmp_path)
+    sysfs = copy("server", tmp_path) / "sys"
     reader = disk_errors(sysfs)
     first = reader.read()
     opened: list[str] = []
@@ -102,7 +96,7 @@ def test_a_kernel_without_ext4_has_no_such_source_but_a_missing_block_directory_
     tmp_path: Path,
 ) -> None:
     """No fs/ext4 is a machine without ext4, not a fault; no block/ means a wrong sysfs root."""
-    sysfs = copy("vm", tmp_path)
+    sysfs = copy("vm", tmp_path) / "sys"
     shutil.rmtree(sysfs / "fs" / "ext4", ignore_errors=True)
     assert ext4_errors(sysfs).read() == DeviceCounts((), (), present=False)
     assert ext4_errors(sysfs).read().up

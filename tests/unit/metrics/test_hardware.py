@@ -19,19 +19,12 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
-from support.readings import FIXTURES, LOGGER, assert_golden, scrape, warnings
+from support.readings import FIXTURES, LOGGER, assert_golden, copy, scrape, warnings
 
 from example_service.metrics.hardware import HardwareCollector
 from example_service.system import files
 
 MACHINES = ["intel-desktop", "amd-desktop", "raspberry-pi", "server", "nvme-only", "vm"]
-
-
-def copy(machine: str, tmp_path: Path) -> Path:
-    """A scratch copy of a machine's sysfs tree, links kept as links."""
-    sysfs = tmp_path / machine / "sys"
-    shutil.copytree(FIXTURES / machine / "sys", sysfs, symlinks=True)
-    return sysfs
 
 
 def failing_reads(
@@ -161,7 +154,7 @@ BROKEN = [
 def test_broken_source_yields_no_sample_and_one_warning(
     case: Broken, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sysfs = copy(case.machine, tmp_path)
+    sysfs = copy(case.machine, tmp_path) / "sys"
     case.breaks(sysfs, monkeypatch)
     collector = HardwareCollector(sysfs_root=sysfs)
     pages = [scrape(collector) for _ in range(3)]
@@ -173,7 +166,7 @@ def test_broken_source_yields_no_sample_and_one_warning(
 def test_warning_names_the_file_and_the_reason(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    sysfs = copy("server", tmp_path)
+    sysfs = copy("server", tmp_path) / "sys"
     (sysfs / "block/sdb/device/ioerr_cnt").write_text("0xzz\n")
     scrape(HardwareCollector(sysfs_root=sysfs))
     assert warnings(caplog) == [
@@ -186,7 +179,7 @@ def test_a_source_that_recovers_says_so_and_warns_again_when_it_breaks(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
-    sysfs = copy("server", tmp_path)
+    sysfs = copy("server", tmp_path) / "sys"
     counter = sysfs / "block/sdb/device/ioerr_cnt"
     collector = HardwareCollector(sysfs_root=sysfs)
     for text in ["", "", "0x1f\n", "0x1f\n", "junk\n", "0x20\n"]:

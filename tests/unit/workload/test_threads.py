@@ -1,4 +1,5 @@
-"""The workload on real worker threads: one or two of them, fast computations, short deadlines.
+"""The workload's worker threads, real ones: one or two of them, fast computations, short
+deadlines.
 
 What the real process adds (a sandbox refusing niceness, a pids limit refusing threads) is in
 tests/integration/test_worker_faults.py.
@@ -28,14 +29,8 @@ from support.workers import num_lasting
 
 from example_service.workload import threads as threads_module
 from example_service.workload.admission import (
-    INLINE_MAX,
-    QUEUE_DELAY,
-    QUEUE_FULL,
-    UNTIMED_QUEUE,
     WORKER_NICENESS,
-    ComputationFailed,
     DeadlineExceeded,
-    Overloaded,
     WorkloadUnavailable,
 )
 from example_service.workload.fibonacci import (
@@ -64,22 +59,6 @@ def made_threads() -> Iterator[list[WorkerThreads]]:
     yield made
     for made_one in made:
         made_one.close()
-
-
-@pytest.mark.parametrize(("n", "value"), [(1, 1), (2, 1), (3, 2), (10, 55), (20, 6765)])
-def test_fib(n: int, value: int) -> None:
-    assert fib(n) == value
-
-
-def test_runs_inline_up_to_the_bound(make_workload: MakeWorkload) -> None:
-    assert make_workload(INLINE_MAX).inline
-    assert not make_workload(INLINE_MAX + 1).inline
-
-
-def test_inline_computations_start_no_worker(make_workload: MakeWorkload) -> None:
-    assert make_workload(10).compute_inline() == 55
-    assert make_workload(INLINE_MAX).compute_inline() == fib(INLINE_MAX)
-    assert worker_threads() == []
 
 
 def test_larger_computations_run_in_lower_priority_threads(make_workload: MakeWorkload) -> None:
@@ -133,32 +112,6 @@ def test_threads_count_every_call_of_their_computations(
     assert calls() - before == 10 * (2 * value - 1)
 
 
-def test_a_computation_keeps_its_place_until_it_ends_even_once_its_caller_gave_up(
-    make_workload: MakeWorkload,
-) -> None:
-    workload = make_workload(RUNAWAY, workers=1, timeout=0.5, queue=0)
-
-    async def scenario() -> None:
-        abandoned = asyncio.create_task(workload.compute())
-        worker = await computing_thread()
-        abandoned.cancel()
-        await asyncio.gather(abandoned, return_exceptions=True)
-        with pytest.raises(Overloaded):
-            await workload.compute()
-        # It has ended at its deadline, and its place is free again.
-        await until_idle(worker)
-        await until(lambda: _outstanding(workload) == 0, "the abandoned one to be answered")
-        with pytest.raises(DeadlineExceeded):
-            await workload.compute()
-
-    asyncio.run(scenario())
-
-
-def _outstanding(workload: object) -> int:
-    threads: WorkerThreads = workload._threads  # type: ignore[attr-defined]
-    return threads.outstanding
-
-
 def test_the_thread_stops_a_computation_at_its_deadline_and_is_free_after(
     make_workload: MakeWorkload,
 ) -> None:
@@ -204,76 +157,6 @@ def test_close_stops_the_threads_in_the_middle_of_a_computation(
     assert worker_threads() == []
 
 
-def test_computations_abandoned_at_close_are_unavailable(make_workload: MakeWorkload) -> None:
-    """Computing or still queued, each answers the clear 503, never a 500."""
-    workload = make_workload(RUNAWAY, workers=1, timeout=60)
-    # As if a computation had been timed at 1 ms: the next ones may queue.
-    workload._timed(0.001)
-
-    async def scenario() -> list[BaseException | int]:
-        computing = [asyncio.create_task(workload.compute()) for _ in range(4)]
-        await computing_thread()
-        workload.close()
-        results = asyncio.gather(*computing, return_exceptions=True)
-        return list(await asyncio.wait_for(results, 30))
-
-    assert [type(result) for result in asyncio.run(scenario())] == [WorkloadUnavailable] * 4
-    with pytest.raises(WorkloadUnavailable):
-        asyncio.run(workload.compute())
-
-
-def test_close_while_computations_arrive_answers_every_one(make_workload: MakeWorkload) -> None:
-    """close() between computations being admitted: none hangs, none is a 500."""
-    workload = make_workload(SMALL + 6, workers=2, queue=100)
-
-    async def scenario() -> set[type]:
-        tasks = []
-        for index in range(200):
-            tasks.append(asyncio.create_task(workload.compute()))
-            if index == 100:
-                workload.close()
-            await asyncio.sleep(0)
-        results = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 30)
-        return {type(result) for result in results}
-
-    assert asyncio.run(scenario()) <= {int, WorkloadUnavailable, Overloaded}
-    assert worker_threads() == []
-
-
-def test_close_after_the_loop_has_closed_with_a_computation_awaited(
-    make_workload: MakeWorkload,
-) -> None:
-    workload = make_workload(RUNAWAY, workers=1)
-    descriptors = len(os.listdir("/proc/self/fd"))
-
-    async def abandoned() -> None:
-        computing = asyncio.create_task(workload.compute())
-        await computing_thread()
-        # Left awaiting: asyncio.run cancels it and closes the loop.
-        assert not computing.done()
-
-    asyncio.run(abandoned())
-    start = time.monotonic()
-    workload.close()
-    workload.close()
-    assert time.monotonic() - start < 0.5
-    assert worker_threads() == []
-    assert len(os.listdir("/proc/self/fd")) == descriptors
-
-
-def test_a_caller_cancelled_is_cancelled(make_workload: MakeWorkload) -> None:
-    workload = make_workload(RUNAWAY, workers=1)
-
-    async def scenario() -> None:
-        computing = asyncio.create_task(workload.compute())
-        await computing_thread()
-        computing.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await computing
-
-    asyncio.run(scenario())
-
-
 def test_time_spent_waiting_for_a_worker_counts_against_the_deadline(
     made_threads: list[WorkerThreads],
 ) -> None:
@@ -293,100 +176,6 @@ def test_time_spent_waiting_for_a_worker_counts_against_the_deadline(
     assert [type(result) for result in results] == [TimeoutError, TimeoutError]
     # The second was queued behind the first for its whole deadline: it is not run at all.
     assert took < 2 * timeout
-
-
-def test_until_a_computation_is_timed_a_few_wait_per_worker(make_workload: MakeWorkload) -> None:
-    workload = make_workload(RUNAWAY, workers=2, timeout=0.5, queue=100)
-    admitted = 2 * (1 + UNTIMED_QUEUE)
-
-    async def scenario() -> list[str | None]:
-        refusals = []
-        computing = []
-        for _ in range(admitted + 2):
-            refusals.append(workload.refusal())
-            if refusals[-1] is None:
-                computing.append(asyncio.create_task(workload.compute()))
-                await asyncio.sleep(0)
-        start = time.monotonic()
-        with pytest.raises(Overloaded) as refused:
-            await workload.compute()
-        assert refused.value.reason == QUEUE_DELAY
-        assert time.monotonic() - start < 0.05
-        await asyncio.gather(*computing, return_exceptions=True)
-        return refusals
-
-    assert asyncio.run(scenario()) == [None] * admitted + [QUEUE_DELAY] * 2
-    assert workload.seconds_per_computation is None
-
-
-def test_admitted_while_the_expected_wait_is_within_the_budget(
-    make_workload: MakeWorkload,
-) -> None:
-    """Computations ahead times the time of one, over the workers, against the budget."""
-    budget = 0.2
-    workload = make_workload(
-        num_lasting(0.02), workers=1, timeout=10, queue=100, queue_delay=budget
-    )
-
-    async def scenario() -> tuple[int, float, list[str | None]]:
-        await workload.compute()
-        await workload.compute()
-        seconds = workload.seconds_per_computation
-        assert seconds is not None
-        admitted: list[asyncio.Task[int]] = []
-        refusals = []
-        for _ in range(round(3 * budget / seconds) + 3):
-            refusals.append(workload.refusal())
-            if refusals[-1] is None:
-                admitted.append(asyncio.create_task(workload.compute()))
-                await asyncio.sleep(0)  # queued before the next one asks
-        results = await asyncio.gather(*admitted)
-        assert results == [results[0]] * len(admitted)
-        return len(admitted), seconds, refusals
-
-    count, seconds, refusals = asyncio.run(scenario())
-    # One on the idle worker, then while ahead * seconds <= budget; every one after refused.
-    assert count == 1 + int(budget / seconds)
-    assert refusals[count:] == [QUEUE_DELAY] * (len(refusals) - count)
-
-
-@pytest.mark.parametrize(("seconds", "refused"), [(0.4, None), (0.6, QUEUE_DELAY)])
-def test_a_computation_that_would_pass_its_deadline_is_refused(
-    make_workload: MakeWorkload, seconds: float, refused: str | None
-) -> None:
-    """A budget as long as the deadline still admits nothing that would time out waiting:
-    one computation ahead, waiting `seconds` is within the budget of 1 s, but computing
-    `seconds` more passes the deadline of 1 s at 0.6 s."""
-    workload = make_workload(RUNAWAY, workers=1, timeout=1.0, queue_delay=1.0)
-    # What the threads report once a computation is timed (a RUNAWAY one never is).
-    workload._timed(seconds)
-
-    async def scenario() -> str | None:
-        first = asyncio.create_task(workload.compute())
-        await asyncio.sleep(0)
-        refusal = workload.refusal()
-        first.cancel()
-        return refusal
-
-    assert asyncio.run(scenario()) == refused
-
-
-def test_past_its_memory_bound_a_computation_is_refused_at_once(
-    make_workload: MakeWorkload,
-) -> None:
-    workload = make_workload(RUNAWAY, workers=1, timeout=1.0, queue=0)
-
-    async def scenario() -> list[BaseException | int]:
-        running = asyncio.create_task(workload.compute())
-        await asyncio.sleep(0)  # admitted before the next asks
-        start = time.monotonic()
-        with pytest.raises(Overloaded) as refused:
-            await workload.compute()
-        assert refused.value.reason == QUEUE_FULL
-        assert time.monotonic() - start < 0.05
-        return list(await asyncio.gather(running, return_exceptions=True))
-
-    assert [type(r) for r in asyncio.run(scenario())] == [DeadlineExceeded]
 
 
 def test_a_refused_niceness_is_warned_once_and_the_threads_compute(
@@ -487,19 +276,6 @@ def test_an_exception_in_the_computation_fails_only_that_one(
 
     [result] = asyncio.run(scenario())
     assert isinstance(result, MemoryError)
-
-
-def test_a_failed_computation_is_a_computation_failed(
-    make_workload: MakeWorkload, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    workload = make_workload(SMALL, workers=1)
-
-    def compute(n: int, deadline: float, stop: Stop) -> int:
-        raise ZeroDivisionError
-
-    monkeypatch.setattr(workload._threads, "_compute", compute)
-    with pytest.raises(ComputationFailed, match=rf"computation of fib\({SMALL}\) failed"):
-        asyncio.run(workload.compute())
 
 
 def test_a_thread_that_never_answers_is_waited_for_its_deadline_plus_the_margin(

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
 from pathlib import Path
 
 import pytest
-from support.readings import FIXTURES, assert_golden, warnings
+from support.readings import FIXTURES, assert_golden, copy, warnings
 from support.readings import scrape as scrape_collector
 
 from example_service.metrics.container import ContainerCollector
@@ -29,11 +28,6 @@ def scrape(source: CgroupReader | ContainerCollector) -> str:
         source if isinstance(source, ContainerCollector) else ContainerCollector(cgroup=source)
     )
     return scrape_collector(collector)
-
-
-def copy(case: str, tmp_path: Path) -> Path:
-    shutil.copytree(FIXTURES / case, tmp_path / case, symlinks=True)
-    return tmp_path / case
 
 
 def samples(page: str) -> list[str]:
