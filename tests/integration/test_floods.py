@@ -193,7 +193,8 @@ def test_a_client_that_never_finishes_its_headers_is_cut_off(start_service: Star
 
 
 def test_more_work_than_workers_is_shed_at_once(start_service: StartService) -> None:
-    # About 20 ms a computation alone here, whether fib is compiled or not: the issue's case.
+    # About 20 ms a computation alone here, whether fib is compiled or not: a computation
+    # long beside a refusal, so the refusals' speed shows.
     num = num_lasting(0.02)
     # A budget of ten computations: 64 clients keep more than that waiting.
     budget = 0.2

@@ -2,13 +2,13 @@
 middleware layer).
 
 The line is built without the logging machinery (a record, its attribute dictionary, the
-JSON formatter, a handler's lock, a write and a flush, which cost twice the rest of the
-request) and handed to the batched output (writer.py). It is the same line, to the
-character, as the JSON formatter writes for a record with these fields (json_format.py), put
-together from parts made once: start (up to the timestamp's milliseconds) + three digits +
-middle (up to the duration's value) + the duration + the client + the end. Start changes
-once a second, middle once per method, route and status. Its cost per request is measured
-by `make bench-profile` (docs/design.md, "Logs").
+JSON formatter, a handler's lock, a write and a flush, which cost more than the rest of the
+request: `make bench-profile` counts both) and handed to the batched output (writer.py). It
+is the same line, to the character, as the JSON formatter writes for a record with these
+fields (json_format.py), put together from parts made once: start (up to the timestamp's
+milliseconds) + three digits + middle (up to the duration's value) + the duration + the
+client + the end. Start changes once a second, middle once per method, route and status
+(docs/design.md, "Logs").
 """
 
 from __future__ import annotations

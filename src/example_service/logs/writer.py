@@ -1,7 +1,7 @@
 """Log lines to stdout in batches, written by a thread of their own.
 
 A request only appends its line to a list in memory. A writer thread takes the whole list at
-least every 100 ms and writes it with one system call, so no request ever waits on the log
+least every FLUSH_INTERVAL and writes it with one system call, so no request ever waits on the log
 collector. When stdout blocks (a slow or stopped collector), lines wait in memory up to a
 bound; past it they are dropped, counted for the metric, and one warning per episode says
 how many once stdout takes lines again.
@@ -24,7 +24,8 @@ log = logging.getLogger(__name__)
 
 # How long a line may wait in memory before it is written.
 FLUSH_INTERVAL = 0.1
-# About 10,000 access lines: 0.4 s of them at 25,000 requests a second, four flush intervals.
+# Several flush intervals of access lines at the request rate bench/scorecard.py measures, so
+# a collector's hiccup drops nothing; a bound on memory when stdout stops.
 CAPACITY_BYTES = 2 * 1024 * 1024
 # At exit, how long the last lines may take to reach a collector that is not reading.
 CLOSE_TIMEOUT = 3.0

@@ -1,8 +1,8 @@
 """The request and response shapes of RSGI, granian's own interface, as the service uses them.
 
 RSGI rather than ASGI: a response is one call carrying status, headers and body, where ASGI
-needs two awaited messages built as dictionaries. Measured on one core, a bare RSGI
-callable costs about 10% less CPU per request than a bare ASGI one (docs/design.md, "Choices").
+needs two awaited messages built as dictionaries, and a bare RSGI callable costs less CPU per
+request than a bare ASGI one: bench/bare_granian.py measures both (docs/design.md, "Choices").
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class Service:
         if IMPLEMENTATION == "python":
             log.warning(
                 "the compiled modules are not installed (built without a C compiler?): "
-                "fib runs in Python, about 30 times slower",
+                "fib runs in Python, many times slower (docs/performance.md)",
                 extra={"fib": IMPLEMENTATION},
             )
         faults = Faults(settings.fault_error_ratio, settings.fault_latency)

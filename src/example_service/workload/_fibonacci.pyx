@@ -11,7 +11,7 @@ computation's count is added to the module's total by a thread holding the GIL.
 
 Two ways to compute:
 - fib(n), run with the GIL held, for the event loop's inline computations; every 65,536
-  calls (about 0.1 ms) it lets Python run its signal handlers, as the Python version does
+  calls (a fraction of a millisecond) it lets Python run its signal handlers, as the Python version does
   between bytecodes;
 - fib_until(n, deadline, stop), for the worker threads: it releases the GIL while it
   computes, so threads compute in parallel, and every 65,536 calls it reads the clock
@@ -37,8 +37,7 @@ cdef extern from *:
         __atomic_store_n(flag, 1, __ATOMIC_RELAXED);
     }
     /* The recursion's rare branches, told to gcc: laid out of the way, they leave a call
-       2.2 instructions shorter (15.1 against 17.3 under callgrind), as fast as the global
-       counter's was. */
+       shorter by a couple of instructions (`make bench-profile` counts them). */
     #define example_service_unlikely(condition) __builtin_expect(!!(condition), 0)
     """
     int load_flag "example_service_load_flag" (const int *flag) nogil
@@ -60,7 +59,7 @@ cdef struct Computation
 
 # Called through a pointer, which gcc cannot inline: inlined, the check's code would make the
 # recursion too large for gcc to inline a few of its levels into each other, and each call
-# would cost twice as much (4.4 against 2.1 ns, measured).
+# would cost about twice as much (`make bench-profile` counts the instructions).
 ctypedef bint (*Check)(Computation *c) noexcept nogil
 
 cdef struct Computation:
@@ -135,7 +134,7 @@ def fib(long n) -> int:
 
 
 cdef class Stop:
-    """A flag that ends, within about 0.1 ms, every fib_until given it, and makes any given
+    """A flag that ends, within one check interval, every fib_until given it, and makes any given
     it afterwards end at once. Set from any thread; never cleared."""
 
     cdef int _flag
@@ -154,7 +153,7 @@ class Stopped(Exception):
 def fib_until(long n, double deadline, Stop stop not None) -> int:
     """fib(n) with the GIL released, for a worker thread: TimeoutError once deadline, a
     time.monotonic() time (CLOCK_MONOTONIC), has passed, Stopped once stop is set. Neither
-    is checked more than every 65,536 calls (about 0.1 ms), and both before it starts: a
+    is checked more than every 65,536 calls (a fraction of a millisecond), and both before it starts: a
     computation that waited past its deadline never starts."""
     global _calls
     _check_exact(n)

@@ -30,18 +30,20 @@ from example_service.workload.fibonacci import Stop, fib_until
 
 log = logging.getLogger(__name__)
 
-# How much longer than its deadline a caller waits for an answer: fib_until stops within
-# 0.1 ms of it, so only a thread that cannot answer at all (none is known) ever reaches this.
+# How much longer than its deadline a caller waits for an answer: fib_until stops within a
+# check interval of it (far less than this), so only a thread that cannot answer at all
+# (none is known) ever reaches this.
 MARGIN = 1.0
 # How often starting a missing thread is tried again after the system refused one.
 RETRY_INTERVAL = 1.0
-# How long a thread that wants the GIL waits before the holder is asked to drop it (Python's
-# default is 5 ms). A worker needs the GIL for a few microseconds to take its computation
-# and to hand its answer over; behind a busy event loop it would wait up to 5 ms each time,
-# and at NUM=25 (0.3 ms a computation) that is the worker's pace. Set when the first worker
-# thread starts: a service that computes inline keeps Python's default.
+# How long a thread that wants the GIL waits before the holder is asked to drop it, a tenth
+# of Python's default. A worker needs the GIL only briefly to take its computation and to hand
+# its answer over; behind a busy event loop it would wait a whole default interval each time,
+# longer than a computation at the NUM bench/overload.py runs, and that would be the worker's
+# pace. Set when the first worker thread starts: a service that computes inline keeps
+# Python's default.
 SWITCH_INTERVAL = 0.0005
-# How long close() waits for each thread: a stopped fib_until returns within 0.1 ms.
+# How long close() waits for each thread: a stopped fib_until returns within a check interval.
 JOIN_TIMEOUT = 1.0
 
 Compute = Callable[[int, float, Stop], int]
@@ -231,7 +233,7 @@ class WorkerThreads:
         )
 
     def close(self) -> None:
-        """Stop every computation within about 0.1 ms, answer the queued ones Stopped and end
+        """Stop every computation within a check interval, answer the queued ones Stopped and end
         the threads. On the event loop's thread, or once the loop has closed."""
         if self._closed:
             return
