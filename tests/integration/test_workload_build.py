@@ -21,7 +21,7 @@ from support.workers import descendants
 
 FALLBACK_WARNING = (
     "the compiled modules are not installed (built without a C compiler?): "
-    "fib runs in Python, about 30 times slower"
+    "fib runs in Python, many times slower (docs/performance.md)"
 )
 
 
