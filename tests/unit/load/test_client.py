@@ -7,8 +7,7 @@ the answers, reuse connections and name every failure.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 from support.ports import free_port
 
@@ -76,10 +75,6 @@ def delayed(seconds: float) -> Reply:
     return reply
 
 
-def run(test: Callable[[], Coroutine[Any, Any, None]]) -> None:
-    asyncio.run(test())
-
-
 def test_answers_are_framed_and_the_connection_is_kept_alive() -> None:
     server = Server(replying(OK, CHUNKED, OK))
 
@@ -88,7 +83,7 @@ def test_answers_are_framed_and_the_connection_is_kept_alive() -> None:
             results = [await client.send(0) for _ in range(50)]
         assert results == [200, 404, *([200] * 48)]
 
-    run(scenario)
+    asyncio.run(scenario())
     assert server.connections == 1
     head = server.heads[0].decode()
     assert head.startswith("GET /abc?n=1 HTTP/1.1\r\nHost: 127.0.0.1:")
@@ -107,7 +102,7 @@ def test_at_most_one_connection_per_request_in_flight() -> None:
             results = await asyncio.gather(*(worker() for _ in range(4)))
         assert all(result == [200] * 10 for result in results)
 
-    run(scenario)
+    asyncio.run(scenario())
     assert server.connections == 4
 
 
@@ -118,7 +113,7 @@ def test_a_connection_the_server_closes_is_replaced() -> None:
         async with server as url, HttpClient((url,), timeout=5) as client:
             assert [await client.send(0) for _ in range(3)] == [200, 200, 200]
 
-    run(scenario)
+    asyncio.run(scenario())
     assert server.connections == 3
 
 
@@ -135,7 +130,7 @@ def test_failures_are_named() -> None:
                 assert await client.send(2) == Outcome.TIMEOUT
                 assert await client.send(3) == Outcome.CONNECTION_ERROR
 
-    run(scenario)
+    asyncio.run(scenario())
 
 
 def test_a_cancelled_request_leaves_no_connection_for_reuse() -> None:
@@ -150,5 +145,5 @@ def test_a_cancelled_request_leaves_no_connection_for_reuse() -> None:
             # The cancelled answer arrives on the old connection, never as this one's.
             assert await client.send(0) == 200
 
-    run(scenario)
+    asyncio.run(scenario())
     assert server.connections == 2
