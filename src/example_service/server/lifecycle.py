@@ -14,8 +14,8 @@ class Phase(enum.Enum):
 class Lifecycle:
     """Tracks the phase and the requests in flight, so shutdown can wait for the last one.
 
-    There is no "starting" phase: granian runs the service's start-up hook before its workers
-    take a connection, so every request the service ever sees meets it serving, and /readyz
+    There is no "starting" phase: granian runs the service's start-up hook before it takes
+    a connection, so every request the service ever sees meets it serving, and /readyz
     is ready from its first answer until the drain.
     """
 
