@@ -18,7 +18,7 @@ SYSTEM_PACKAGES := $(STACK_PACKAGES) promtool=prometheus amtool=prometheus-alert
 
 # The server's dependencies come from the image's hashed lock, so the tests run what it ships;
 # setup.py and the .pyx sources build the compiled modules: a change to any rebuilds them.
-$(VENV)/.run-installed: pyproject.toml $(LOCK) setup.py $(wildcard src/example_service/*.pyx)
+$(VENV)/.run-installed: pyproject.toml $(LOCK) setup.py $(wildcard src/example_service/*/*.pyx)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --disable-pip-version-check --require-hashes -r $(LOCK)
 	$(BIN)/pip install -q --disable-pip-version-check -e '.[load]'
@@ -87,4 +87,4 @@ lock: $(VENV)/.dev-installed
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache src/*.egg-info dist build \
-		src/example_service/_*.c src/example_service/_*.so
+		src/example_service/*/_*.c src/example_service/*/_*.so

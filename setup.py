@@ -2,7 +2,7 @@
 
 setuptools hands each .pyx source to Cython (a build requirement) and compiles the result.
 Both are optional: where no C compiler or no Python headers are found, the build warns and
-goes on, and the package runs their Python versions (example_service.fibonacci for the
+goes on, and the package runs their Python versions (example_service.workload.fibonacci for the
 workload).
 """
 
@@ -10,7 +10,10 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension(f"example_service.{name}", [f"src/example_service/{name}.pyx"], optional=True)
-        for name in ("_fibonacci",)
+        Extension(
+            "example_service.workload._fibonacci",
+            ["src/example_service/workload/_fibonacci.pyx"],
+            optional=True,
+        )
     ]
 )

@@ -18,8 +18,8 @@ import uvloop
 from granian.constants import HTTPModes, Interfaces
 from granian.server.embed import Server
 
-from example_service.endpoints import REPLY_WITHOUT_NUM as REPLY
-from example_service.fibonacci import fib
+from example_service.server.handlers import REPLY_WITHOUT_NUM as REPLY
+from example_service.workload.fibonacci import fib
 
 CONTENT_LENGTH = str(len(REPLY)).encode()
 

@@ -27,7 +27,7 @@ from queue import SimpleQueue
 
 import uvloop
 
-from example_service.worker_threads import WorkerThreads
+from example_service.workload.threads import WorkerThreads
 
 HandOff = Callable[[], Awaitable[None]]
 

@@ -15,8 +15,8 @@ from bench.sampling import CpuReading, tree_memory_mb, wait_idle
 from bench.servers import Server, http_get
 from bench.targets import LOOPBACK
 from bench.wrk import Wrk
-from example_service.endpoints import REPLY_WITH_NUM, REPLY_WITHOUT_NUM
 from example_service.load.stats import quantile
+from example_service.server.handlers import REPLY_WITH_NUM, REPLY_WITHOUT_NUM
 
 # How long the backlog wrk leaves behind may take to finish (see sampling.wait_idle).
 SETTLE_TIMEOUT = 15.0

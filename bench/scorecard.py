@@ -23,14 +23,14 @@ from bench.targets import REFERENCE, TARGETS, Target
 SERVICE = "example-service"
 ACCESS_LOG_OFF = "example-service-access-log-off"
 HEALTHZ_NUM = 30  # saturates the workers with compiled fib too (a request takes milliseconds)
-OVERLOAD_NUM = 25  # issue 20's case: 0.3 ms a computation, more clients than one core serves
+OVERLOAD_NUM = 25  # a computation short beside a round trip: more clients than one core serves
 
 
 # With NUM set, /abc runs in the worker threads. Four connections per server core keep each
 # worker busy with work always queued: the figures are computations, as with the Go peer.
-# More clients than that are the overload scenario's. Per core, not four in all: on two cores
-# four left the workers waiting on the round trips (the two-core server 12-13% idle) and
-# measured the load generator rather than the service.
+# More clients than that are the overload scenario's. Per core, not four in all: four in all
+# leave the workers of a two-core server waiting on the round trips, idle part of the time,
+# and measure the load generator rather than the service.
 WORKLOAD_CONNECTIONS_PER_CORE = 4
 
 

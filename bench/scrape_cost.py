@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 
 import uvloop
 
-from example_service.lifecycle import Lifecycle
-from example_service.log_output import LogOutput
+from example_service.logs.writer import LogOutput
 from example_service.metrics.exposition import MetricsEndpoint
 from example_service.metrics.registry import build_registry
+from example_service.server.lifecycle import Lifecycle
 from example_service.settings import Settings
 from example_service.system.cgroup import CgroupReader
 

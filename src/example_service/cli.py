@@ -10,7 +10,8 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
-from example_service import __version__, logs
+from example_service import __version__
+from example_service.logs import json_format
 from example_service.settings import ConfigError, add_arguments, parse_settings
 
 EXIT_USAGE = 2
@@ -73,9 +74,9 @@ def serve(argv: Sequence[str]) -> int:
     except ConfigError as error:
         print(f"example-service: {error}", file=sys.stderr)
         return EXIT_USAGE
-    log_output = logs.configure(settings.log_level)
+    log_output = json_format.configure(settings.log_level)
     # Imported here so `--help` and a bad setting answer without loading the server.
-    from example_service.server import ListenError, run
+    from example_service.server.embed import ListenError, run
 
     try:
         return _event_loop_runner()(run(settings, log_output))

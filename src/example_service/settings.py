@@ -34,17 +34,17 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-from example_service.faults import MAX_LATENCY_MS, DelayRange
+from example_service.server.faults import MAX_LATENCY_MS, DelayRange
 
-# Measured here, compiled: fib(40) takes 0.39-0.50 s of one core and fib(41) 0.6-0.83 s. 40
-# keeps one request under about a second with room for a slower node (the Python fallback
-# takes 30 times longer, and the request deadline bounds it). NUM_MAX raises it deliberately.
+# The largest n whose compiled fib keeps one request within a second of one core, with room
+# for a slower node (fib(n) by n, compiled and in Python: docs/performance.md, "The
+# workload"); the request deadline bounds the Python fallback. NUM_MAX raises it deliberately.
 DEFAULT_NUM_MAX = 40
 # Deeper than this the naive recursion would run for hours; the deadline still applies below.
 NUM_MAX_CEILING = 60
-# MAX_QUEUE_DELAY's default, as a fraction of REQUEST_TIMEOUT: 1 s at its 10 s default, room
-# for the queue of 1,024 clients at NUM=25 on one core (about 0.4 s) 2.5 times over (README,
-# "Configuration").
+# MAX_QUEUE_DELAY's default, as a fraction of REQUEST_TIMEOUT: room, several times over, for
+# the queue of bench/overload.py's largest closed loop (1,024 clients at NUM=25 on one core)
+# to wait its turn without a refusal (docs/design.md).
 QUEUE_DELAY_FRACTION = 10
 # fib(10) is what the lab computes when NUM is unset.
 NUM_WHEN_UNSET = 10

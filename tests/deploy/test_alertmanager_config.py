@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -19,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from support.binaries import require
+from support.binaries import require, run
 from support.ports import free_port
 from support.processes import running
 
@@ -37,17 +36,13 @@ def route_cases() -> list[dict[str, Any]]:
     return cases
 
 
-def run(command: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
-
-
 @pytest.fixture(scope="session")
 def amtool() -> str:
     return require("amtool", "prometheus-alertmanager")
 
 
 def check_config(amtool: str, path: Path) -> None:
-    result = run([amtool, "check-config", str(path)])
+    result = run(amtool, "check-config", str(path))
     assert result.returncode == 0, f"amtool check-config {path}:\n{result.stdout}{result.stderr}"
 
 
@@ -61,7 +56,7 @@ def routes_test(amtool: str, labels: dict[str, str], receivers: list[str]) -> No
         f"--verify.receivers={','.join(receivers)}",
         *(f"{name}={value}" for name, value in labels.items()),
     ]
-    result = run(command)
+    result = run(*command)
     assert result.returncode == 0, (
         f"{labels} should route to {receivers}, amtool says: {result.stdout.strip()}\n"
         f"{result.stderr}"

@@ -74,11 +74,6 @@ def docker_compose() -> str:
     return require("docker-compose", "docker-compose")
 
 
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    return require("promtool", "prometheus")
-
-
 def compose_environment(**variables: str) -> dict[str, str]:
     environment = {
         name: value

@@ -257,8 +257,8 @@ def test_dockerignore_keeps_what_the_build_copies_and_nothing_else() -> None:
     for built in (
         "src/example_service/__pycache__",
         "src/example_service.egg-info",
-        "src/example_service/_fibonacci.c",
-        "src/example_service/_fibonacci.cpython-311-x86_64-linux-gnu.so",
+        "src/example_service/workload/_fibonacci.c",
+        "src/example_service/workload/_fibonacci.cpython-311-x86_64-linux-gnu.so",
     ):
         assert dockerignore_excludes(built), f"{built} would be sent to the build"
 

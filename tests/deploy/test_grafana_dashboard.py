@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import yaml
-from support.binaries import require
 from support.dashboard_queries import (
     DASHBOARD,
     DashboardQuery,
@@ -24,6 +23,7 @@ from support.dashboard_queries import (
     load_dashboard,
     variable_queries,
 )
+from support.metric_names import PROCESS_SERIES
 
 REPO = Path(__file__).resolve().parents[2]
 RULES_DIR = REPO / "deploy" / "prometheus" / "rules"
@@ -58,12 +58,7 @@ SERVICE_SERIES = {
     "example_service_cgroup_memory_working_set_bytes",
     "example_service_cgroup_oom_kills_total",
     "example_service_build_info",
-    "process_cpu_seconds_total",
-    "process_open_fds",
-    "process_max_fds",
-    "process_resident_memory_bytes",
-    "process_virtual_memory_bytes",
-    "process_start_time_seconds",
+    *PROCESS_SERIES,
     "example_service_requests_shed_total",
 }
 PROMETHEUS_SERIES = {
@@ -90,11 +85,6 @@ def recorded_series() -> set[str]:
 
 def content_panels() -> list[dict[str, Any]]:
     return [p for p in iter_panels(load_dashboard()) if p.get("type") != "row"]
-
-
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    return require("promtool", "prometheus")
 
 
 def test_dashboard_is_json_with_identity() -> None:

@@ -10,7 +10,6 @@ import itertools
 import json
 import re
 import socket
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
-from support.binaries import require
+from support.binaries import run
 from support.service import StartService
 
 from example_service.stack.config import Addresses, Intervals, prometheus_config
@@ -90,15 +89,6 @@ def github_anchors(markdown: str) -> set[str]:
     return anchors
 
 
-@pytest.fixture(scope="session")
-def promtool() -> str:
-    return require("promtool", "prometheus")
-
-
-def run(command: list[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
-
-
 def test_rule_and_test_files_exist() -> None:
     assert RULE_FILES, f"no rule files in {RULES_DIR}"
     assert RULE_TEST_FILES, f"no rule unit tests in {RULE_TESTS_DIR}"
@@ -106,13 +96,13 @@ def test_rule_and_test_files_exist() -> None:
 
 @pytest.mark.parametrize("path", RULE_FILES, ids=lambda p: p.name)
 def test_promtool_check_rules(promtool: str, path: Path) -> None:
-    result = run([promtool, "check", "rules", str(path)])
+    result = run(promtool, "check", "rules", str(path))
     assert result.returncode == 0, f"promtool check rules {path}:\n{result.stdout}{result.stderr}"
 
 
 @pytest.mark.parametrize("path", RULE_TEST_FILES, ids=lambda p: p.name)
 def test_promtool_test_rules(promtool: str, path: Path) -> None:
-    result = run([promtool, "test", "rules", str(path)])
+    result = run(promtool, "test", "rules", str(path))
     assert result.returncode == 0, f"promtool test rules {path}:\n{result.stdout}{result.stderr}"
 
 
@@ -428,5 +418,5 @@ def test_a_healthy_idle_pair_on_this_machine_raises_nothing(
     }
     path = tmp_path / "healthy-pair.test.yml"
     path.write_text(yaml.safe_dump(test, sort_keys=False), encoding="utf-8")
-    result = run([promtool, "test", "rules", str(path)])
+    result = run(promtool, "test", "rules", str(path))
     assert result.returncode == 0, f"{path}:\n{result.stdout}{result.stderr}"

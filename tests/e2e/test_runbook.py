@@ -9,6 +9,7 @@ import re
 import subprocess
 
 import pytest
+from support import binaries
 from support.lab import REPO, Lab
 
 pytestmark = pytest.mark.e2e
@@ -35,14 +36,7 @@ def run(lab: Lab, command: str) -> subprocess.CompletedProcess[str]:
         "PROM": lab.stack.prometheus.url,
         "ALERTMANAGER": lab.stack.alertmanager.url,
     }
-    return subprocess.run(
-        ["bash", "-o", "pipefail", "-c", command],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return binaries.run("bash", "-o", "pipefail", "-c", command, env=environment, timeout=30)
 
 
 def test_every_command_against_prometheus_is_in_a_tested_block() -> None:

@@ -18,8 +18,8 @@ from support.ports import free_ports
 from support.service import EXECUTABLE
 from support.waiting import wait_for
 
+from example_service.stack.components import BINARIES
 from example_service.stack.config import local_timings
-from example_service.stack.lab import BINARIES
 
 pytestmark = pytest.mark.e2e
 

@@ -177,8 +177,9 @@ def test_computations_that_would_wait_past_their_budget_are_refused_at_once(
     shed = service.metric('example_service_requests_shed_total{reason="queue_delay"}')
     assert shed == len(durations[503])
     assert p99(durations[200]) <= timeout
-    # Refusals within 50 ms, and no slower than the probes answered beside them.
-    assert p99(durations[503]) <= 0.050
+    # Refusals at once: none took as long as the quickest computation admitted beside them,
+    # and no slower than the probes answered beside them.
+    assert p99(durations[503]) < min(durations[200])
     healthz = [e["duration_ms"] / 1000 for e in answers(service, "/healthz", len(probes))]
     refused, probed = statistics.median(durations[503]), statistics.median(healthz)
     assert refused <= 2 * probed + 0.0001, (refused, probed)

@@ -6,7 +6,6 @@ logged once, and SIGTERM still ends the process."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import threading
 import time
@@ -14,10 +13,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from support.readings import FIXTURES
+from support.readings import copy
 from support.service import ServiceProcess, StartService
 
-from example_service.system.worker import BUDGET_SECONDS
+from example_service.system.offloop import BUDGET_SECONDS
 
 SENSOR = "devices/platform/coretemp.0/hwmon/hwmon0/temp1_input"
 PROBE_P99_SECONDS = 0.1
@@ -26,9 +25,7 @@ PROBE_P99_SECONDS = 0.1
 @pytest.fixture
 def roots(tmp_path: Path) -> tuple[Path, Path]:
     """Scratch copies of a server's sysfs and of a cgroup v2 container's tree."""
-    shutil.copytree(FIXTURES / "server/sys", tmp_path / "sys", symlinks=True)
-    shutil.copytree(FIXTURES / "cgroup-v2-limits", tmp_path / "container", symlinks=True)
-    return tmp_path / "sys", tmp_path / "container"
+    return copy("server", tmp_path) / "sys", copy("cgroup-v2-limits", tmp_path)
 
 
 def block(path: Path) -> None:

@@ -5,27 +5,22 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+from support.binaries import run
 from support.ports import free_port
 from support.service import EXECUTABLE, StartService, service_environment
 
 
-def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The service started with args and env, to its exit."""
     environment = service_environment(env)
     # A free port unless the case is about the port, so a valid case would not bind 5565.
     port = () if "--port" in args or "PORT" in environment else ("--port", str(free_port()))
-    return subprocess.run(
-        [str(EXECUTABLE), *port, *args],
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    return run(str(EXECUTABLE), *port, *args, env=environment, timeout=30)
 
 
 @pytest.mark.parametrize("num", ["abc", "-1", "0", "1e3", "99999", "12.5", "+5", "0x10", "٣"])
 def test_bad_num_exits_2_with_one_line_naming_it(num: str) -> None:
-    result = run(env={"NUM": num})
+    result = serve(env={"NUM": num})
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.count("\n") == 1
@@ -36,16 +31,16 @@ def test_bad_num_exits_2_with_one_line_naming_it(num: str) -> None:
 
 
 def test_bad_num_from_the_flag_names_the_flag() -> None:
-    result = run("--num", "0")
+    result = serve("--num", "0")
     assert result.returncode == 2
     assert result.stderr.startswith("example-service: invalid --num '0'")
 
 
 def test_num_max_raises_the_limit_and_is_checked_itself(start_service: StartService) -> None:
-    assert run(env={"NUM": "41"}).returncode == 2
+    assert serve(env={"NUM": "41"}).returncode == 2
     service = start_service(env={"NUM": "41", "NUM_MAX": "41", "REQUEST_TIMEOUT": "0.01"})
     assert service.get("/readyz").status_code == 200
-    result = run(env={"NUM_MAX": "61"})
+    result = serve(env={"NUM_MAX": "61"})
     assert result.returncode == 2
     assert "invalid NUM_MAX '61': expected an integer from 1 to 60" in result.stderr
 
@@ -80,7 +75,7 @@ def test_num_with_surrounding_spaces_is_trimmed(start_service: StartService) -> 
 def test_every_setting_is_validated(
     args: tuple[str, ...], env: dict[str, str], expected: str
 ) -> None:
-    result = run(*args, env=env)
+    result = serve(*args, env=env)
     assert result.returncode == 2
     assert result.stderr.count("\n") == 1
     assert expected in result.stderr
@@ -93,7 +88,7 @@ def test_flag_wins_over_environment(start_service: StartService) -> None:
 
 def test_port_in_use_exits_1_with_one_line(start_service: StartService) -> None:
     first = start_service("--access-log", "off")
-    result = run("--host", "127.0.0.1", "--port", str(first.port))
+    result = serve("--host", "127.0.0.1", "--port", str(first.port))
     assert result.returncode == 1
     assert result.stderr == (
         f"example-service: cannot listen on 127.0.0.1:{first.port}: Address already in use\n"

@@ -193,7 +193,8 @@ def test_a_client_that_never_finishes_its_headers_is_cut_off(start_service: Star
 
 
 def test_more_work_than_workers_is_shed_at_once(start_service: StartService) -> None:
-    # About 20 ms a computation alone here, whether fib is compiled or not: the issue's case.
+    # About 20 ms a computation alone here, whether fib is compiled or not: a computation
+    # long beside a refusal, so the refusals' speed shows.
     num = num_lasting(0.02)
     # A budget of ten computations: 64 clients keep more than that waiting.
     budget = 0.2
@@ -269,7 +270,10 @@ def test_more_work_than_workers_is_shed_at_once(start_service: StartService) -> 
     assert median <= budget + 2 * computation, (
         f"admitted median {median:.3f} s, one computation {computation:.3f} s"
     )
-    assert p99(refused) <= 0.050, f"shed p99 {p99(refused) * 1000:.1f} ms"
+    # At once: no refusal took as long as the quickest computation admitted beside it.
+    assert p99(refused) < min(admitted), (
+        f"shed p99 {p99(refused) * 1000:.1f} ms, quickest admitted {min(admitted) * 1000:.1f} ms"
+    )
     assert service.metric('example_service_requests_shed_total{reason="queue_delay"}') == len(shed)
     # The lab's families count every answered /abc, the refused ones included.
     assert service.metric("request_total") == len(outcomes) + WARM_UP

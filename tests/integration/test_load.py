@@ -594,7 +594,8 @@ def test_a_failed_push_still_prints_the_summary_and_exits_1(service: ServiceProc
 
 def test_the_server_never_imports_the_load_generators_libraries() -> None:
     probe = (
-        "import sys, example_service.cli, example_service.server, example_service.app\n"
+        "import sys, example_service.cli, example_service.server.embed\n"
+        "import example_service.server.app\n"
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'httpx', 'rich', 'httptools'}))"
     )
     result = subprocess.run(

@@ -7,6 +7,7 @@ import gzip
 import subprocess
 
 import httpx
+from support.metric_names import PROCESS_SERIES
 from support.service import ServiceProcess, StartService
 from support.waiting import wait_for
 
@@ -54,12 +55,7 @@ def test_no_created_series_in_the_classic_format(service: ServiceProcess) -> Non
 def test_process_and_python_runtime_collectors(service: ServiceProcess) -> None:
     names = {line.split("{")[0].split(" ")[0] for line in lines(service) if line[0] != "#"}
     for name in (
-        "process_cpu_seconds_total",
-        "process_open_fds",
-        "process_max_fds",
-        "process_resident_memory_bytes",
-        "process_virtual_memory_bytes",
-        "process_start_time_seconds",
+        *PROCESS_SERIES,
         "python_info",
         "python_gc_objects_collected_total",
         "python_gc_collections_total",

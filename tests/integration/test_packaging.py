@@ -2,42 +2,32 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
+from support.binaries import run
 from support.blocked_imports import blocking
 from support.distributions import installed, modules_only_from, required_by
 from support.ports import free_port
-from support.service import EXECUTABLE, ServiceProcess, StartService
+from support.service import EXECUTABLE, ServiceProcess, StartService, service_environment
 from support.waiting import wait_for
 
 from example_service import __version__
-from example_service.settings import ENVIRONMENT_VARIABLES
-
-
-def run(*command: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environment = {k: v for k, v in os.environ.items() if k not in ENVIRONMENT_VARIABLES}
-    environment.update(env or {})
-    return subprocess.run(
-        command,
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
 
 
 def test_python_m_runs_the_command() -> None:
-    result = run(sys.executable, "-m", "example_service", "--version")
+    result = run(sys.executable, "-m", "example_service", "--version", env=service_environment())
     assert (result.returncode, result.stdout) == (0, f"example-service {__version__}\n")
 
 
 def test_importing_main_runs_nothing() -> None:
     # Were the command to run on import, this bad NUM would make it exit 2 with a message.
-    result = run(sys.executable, "-c", "import example_service.__main__", env={"NUM": "x"})
+    result = run(
+        sys.executable,
+        "-c",
+        "import example_service.__main__",
+        env=service_environment({"NUM": "x"}),
+    )
     assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
 
 
@@ -86,9 +76,9 @@ def test_load_without_its_extra_says_how_to_install_it(tmp_path: Path) -> None:
     assert blocked
     env = blocking(blocked, tmp_path)
     target = f"http://127.0.0.1:{free_port()}/abc"
-    result = run(str(EXECUTABLE), "load", "--count", "1", target, env=env)
+    result = run(str(EXECUTABLE), "load", "--count", "1", target, env=service_environment(env))
     assert (result.returncode, result.stdout) == (1, "")
     assert result.stderr.count("\n") == 1
     assert result.stderr.startswith("example-service load: ")
     assert result.stderr.endswith("needs the [load] extra: pip install 'example-service[load]'\n")
-    assert run(str(EXECUTABLE), "load", "--help", env=env).returncode == 0
+    assert run(str(EXECUTABLE), "load", "--help", env=service_environment(env)).returncode == 0

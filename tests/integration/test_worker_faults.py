@@ -1,7 +1,7 @@
 """Faults of the worker threads on the real process, with real causes: a seccomp filter that
 refuses setpriority (the threads' Python part raises), and a pids cgroup that refuses new
 threads. A worker thread dying mid-computation has no outside cause to provoke it here (a
-thread cannot be killed alone): tests/unit/test_workload.py covers it in process."""
+thread cannot be killed alone): tests/unit/workload/test_threads.py covers it in process."""
 
 from __future__ import annotations
 

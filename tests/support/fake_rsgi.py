@@ -1,6 +1,6 @@
 """In-process stand-ins for granian's RSGI scope and protocol, for unit tests of the app.
 
-They implement exactly the Protocols of example_service.rsgi and nothing more, so a handler
+They implement exactly the Protocols of example_service.server.rsgi and nothing more, so a handler
 that reached for anything else granian offers would fail here before it failed in review.
 """
 
@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from example_service.app import App
-from example_service.rsgi import Scope
+from example_service.server.app import App
+from example_service.server.rsgi import Scope
 
 
 class FakeHeaders:

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import yaml
 
+from example_service.stack.components import Stack, StackOptions
 from example_service.stack.config import Intervals
-from example_service.stack.lab import Stack, StackOptions
 from support.ports import free_ports
 from support.prometheus_api import PrometheusAPI
 from support.service import EXECUTABLE

@@ -1,7 +1,9 @@
-"""What the readers' tests share: the fixture trees, a one-collector scrape, golden files."""
+"""What the readers' tests share: the fixture trees and their scratch copies, a one-collector
+scrape, golden files."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,13 @@ from example_service.metrics.readings import ReadingCollector, ReadingsCollector
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "readings"
 GOLDEN = FIXTURES / "golden"
 LOGGER = "example_service.readings"
+
+
+def copy(case: str, tmp_path: Path) -> Path:
+    """A scratch copy of a fixture tree (a machine's or a cgroup case's) under tmp_path, links
+    kept as links, for a test that changes, breaks or removes its files."""
+    shutil.copytree(FIXTURES / case, tmp_path / case, symlinks=True)
+    return tmp_path / case
 
 
 def scrape(collector: ReadingCollector | ReadingsCollector) -> str:

@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from example_service.workload import INLINE_MAX, Workload
+from example_service.workload.admission import INLINE_MAX, Workload
 
 MakeWorkload = Callable[..., Workload]
 # Just above the inline bound: a worker's, and done in milliseconds.

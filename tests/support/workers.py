@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from example_service.fibonacci import fib
+from example_service.workload.fibonacci import fib
 
 
 def descendants(pid: int) -> list[int]:

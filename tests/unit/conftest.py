@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import pytest
 from support.worker_pool import MakeWorkload
 
-from example_service.workload import Workload
+from example_service.workload.admission import Workload
 
 
 @pytest.fixture

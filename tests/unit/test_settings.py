@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from example_service.faults import DelayRange
+from example_service.server.faults import DelayRange
 from example_service.settings import (
     ENVIRONMENT_VARIABLES,
     SETTINGS,

@@ -1,13 +1,12 @@
 """Waking the event loop at a given moment to within microseconds, not milliseconds.
 
-Event loops time their waits in whole milliseconds (epoll_wait's timeout, libuv's clock),
-so a pacer that sleeps on the loop's timers starts each request up to a millisecond or two
-after it is due: at --rate 1000 that was 0.6-0.8 ms at p50 on an idle machine, more than
-the service's whole answer (docs/load.md). On Linux a timerfd is a kernel timer with
-nanosecond resolution that the loop watches like any socket, so the loop's own epoll_wait
-returns when it expires: no thread to hand over to, no spinning, one wake-up per request as
-before. Elsewhere (or where timerfd is refused) the loop's timer is the fallback, rounded
-up so that it never fires early.
+Event loops time their waits in whole milliseconds (epoll_wait's timeout, libuv's clock), so
+a pacer that sleeps on the loop's timers starts each request up to a millisecond or two
+after it is due, more than the service's whole answer (bench/open_loop_pacer.py measures
+both pacers; docs/load.md). On Linux a timerfd is a kernel timer with nanosecond resolution
+that the loop watches like any socket, so the loop's own epoll_wait returns when it expires:
+no thread to hand over to, no spinning, one wake-up per request. Elsewhere (or where timerfd
+is refused) the loop's timer is the fallback, rounded up so that it never fires early.
 """
 
 from __future__ import annotations

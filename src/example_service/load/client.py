@@ -74,8 +74,8 @@ class _Connection(asyncio.Protocol):
     def request(self, head: bytes, deadline: float) -> asyncio.Future[int | Outcome]:
         """Send head; the future is the answer's status, or TIMEOUT at deadline (loop time).
 
-        One timer per request rather than asyncio.timeout(), which cost about 20 µs of CPU
-        per request, half the client's whole cost.
+        One timer per request rather than asyncio.timeout(), whose context manager costs a
+        large share of the client's CPU per request (docs/load.md).
         """
         loop = asyncio.get_running_loop()
         self.answer = answer = loop.create_future()

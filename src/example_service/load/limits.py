@@ -47,11 +47,11 @@ class Limits:
 
 @dataclass(frozen=True)
 class Pacing:
-    """Open loop at `rate` requests per second, or closed loop with `concurrency` workers.
+    """Open loop at `rate` requests per second, or closed loop with `concurrency` senders.
 
     In the open loop a request starts on schedule whether or not earlier ones have answered,
     which is how independent users behave; `max_in_flight` bounds the sockets that a slow
-    target can make it hold. In the closed loop each worker waits for its answer first.
+    target can make it hold. In the closed loop each sender waits for its answer first.
     """
 
     rate: float | None = None

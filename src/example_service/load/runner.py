@@ -1,9 +1,9 @@
-"""The request loop: paced (open loop) or with a fixed number of workers (closed loop).
+"""The request loop: paced (open loop) or with a fixed number of senders (closed loop).
 
-Either way a fixed set of worker tasks sends the requests, one per connection the plan
+Either way a fixed set of sender tasks sends the requests, one per connection the plan
 allows: no task is created per request, only the futures that carry it. In the open loop a
-pacer hands request i to an idle worker at its scheduled time, start + i/rate, and the
-request's latency is counted from that time, not from when it was sent: when no worker is
+pacer hands request i to an idle sender at its scheduled time, start + i/rate, and the
+request's latency is counted from that time, not from when it was sent: when no sender is
 free (the target is slow) or the pacer wakes late (the tool is busy), the wait is part of
 the latency the target's users would see, instead of a silently lower rate (coordinated
 omission). The pacer sleeps on an alarm precise to microseconds (alarm.py): on the event
@@ -27,7 +27,7 @@ from example_service.load.stats import Outcome, Recorder
 
 # Sends one request to the plan's URL of that index: its HTTP status, or how it failed.
 Send = Callable[[int], Awaitable[int | Outcome]]
-# A worker waits for one of these: the target and scheduled start of its next request
+# A sender waits for one of these: the target and scheduled start of its next request
 # (nanoseconds, time.perf_counter_ns), or None when the run has stopped.
 Assignment = tuple[int, int] | None
 
@@ -76,13 +76,13 @@ class LoadRun:
         self._end_ns = 0
         self._stop_ns = 0
         self._next_target = 0
-        self._workers: list[asyncio.Task[None]] = []
+        self._senders: list[asyncio.Task[None]] = []
         self._idle: deque[asyncio.Future[Assignment]] = deque()
-        # What the pacer waits on (the next scheduled start, or a free worker when
+        # What the pacer waits on (the next scheduled start, or a free sender when
         # waiting_for_slot); a signal resolves it early so the run stops at once.
         self._pacer_wait: asyncio.Future[None] | None = None
         self._waiting_for_slot = False
-        self._pacing = False  # while True, idle open-loop workers wait for assignments
+        self._pacing = False  # while True, idle open-loop senders wait for assignments
 
     @property
     def elapsed(self) -> float:
@@ -102,8 +102,8 @@ class LoadRun:
         self._interrupts += 1
         self._stop(StopReason.INTERRUPT)
         if self._interrupts > 1:
-            for worker in self._workers:
-                worker.cancel()
+            for sender in self._senders:
+                sender.cancel()
 
     def _stop(self, reason: StopReason) -> None:
         if self.stopped_by is None:
@@ -142,11 +142,11 @@ class LoadRun:
         else:
             recorder.answered(target, result, time.perf_counter_ns() - began_ns)
 
-    async def _closed_worker(self, send: Send) -> None:
+    async def _closed_sender(self, send: Send) -> None:
         while not self._limit_reached():
             await self._request(send, self._target(), time.perf_counter_ns())
 
-    async def _open_worker(self, send: Send) -> None:
+    async def _open_sender(self, send: Send) -> None:
         loop = asyncio.get_running_loop()
         while self._pacing:
             assignment: asyncio.Future[Assignment] = loop.create_future()
@@ -159,7 +159,7 @@ class LoadRun:
             await self._request(send, *given)
 
     async def _wait(self, alarm: Alarm, until_ns: int | None) -> None:
-        """Until until_ns (None: until woken), a worker is free, or the run stops.
+        """Until until_ns (None: until woken), a sender is free, or the run stops.
 
         Woken early, the alarm may still ring later: the pacer's next wait sets it again,
         and a ring meanwhile only makes the pacer look at its schedule once more.
@@ -176,7 +176,7 @@ class LoadRun:
             self._pacer_wait.set_result(None)
 
     async def _pace(self, rate: float, alarm: Alarm) -> None:
-        """Hand request i to an idle worker at start + i/rate, or as soon as one is free.
+        """Hand request i to an idle sender at start + i/rate, or as soon as one is free.
 
         Every request due before the run's duration ends is sent, however late the tool
         wakes; only a target holding every connection until the end leaves some unsent.
@@ -185,7 +185,7 @@ class LoadRun:
         count, duration = self.plan.limits.count, self.plan.limits.duration
         end_ns = None if duration is None else self._start_ns + round(duration * 1e9)
         issued, waited = 0, False
-        slot_freed_ns = 0  # when the pacer last got a worker after waiting for one
+        slot_freed_ns = 0  # when the pacer last got a sender after waiting for one
         while self.stopped_by is None:
             if count is not None and issued >= count:
                 self._stop(StopReason.COUNT)
@@ -212,8 +212,8 @@ class LoadRun:
                 slot_freed_ns = time.perf_counter_ns()
             else:
                 if not waited:
-                    # A worker was free: any delay past the due time, or past the end of
-                    # the target's hold on every worker, is the tool's own.
+                    # A sender was free: any delay past the due time, or past the end of
+                    # the target's hold on every sender, is the tool's own.
                     self.recorder.lag.record(time.perf_counter_ns() - max(due_ns, slot_freed_ns))
                 self._idle.popleft().set_result((self._target(), due_ns))
                 issued, waited = issued + 1, False
@@ -235,33 +235,33 @@ class LoadRun:
         started_at = time.time()
         cpu, loop_cpu = time.process_time(), time.thread_time()
         rate = self.plan.pacing.rate
-        worker = self._closed_worker if rate is None else self._open_worker
+        sender = self._closed_sender if rate is None else self._open_sender
         self._pacing = rate is not None
-        self._workers = [
-            asyncio.create_task(worker(send)) for _ in range(self.plan.pacing.connections)
+        self._senders = [
+            asyncio.create_task(sender(send)) for _ in range(self.plan.pacing.connections)
         ]
         if rate is None:
             self._start_ns = time.perf_counter_ns()
         else:
             pacer_alarm = self._make_alarm(asyncio.get_running_loop(), self._wake_pacer)
             try:
-                # The schedule starts once the workers wait in line, not while they start.
+                # The schedule starts once the senders wait in line, not while they start.
                 await asyncio.sleep(0)
                 self._start_ns = time.perf_counter_ns()
                 await self._pace(rate, pacer_alarm)
             finally:
                 pacer_alarm.close()
                 self._pacing = False
-                # However the pacer ended, no worker may stay waiting for an assignment;
-                # a cancelled worker's has been cancelled with it.
+                # However the pacer ended, no sender may stay waiting for an assignment;
+                # a cancelled sender's has been cancelled with it.
                 for assignment in self._idle:
                     if not assignment.done():
                         assignment.set_result(None)
                 self._idle.clear()
-        await asyncio.gather(*self._workers, return_exceptions=True)
+        await asyncio.gather(*self._senders, return_exceptions=True)
         self._end_ns = time.perf_counter_ns()
         self.done = True
-        # Every way out of the loops sets stopped_by; INTERRUPT covers a cancelled worker.
+        # Every way out of the loops sets stopped_by; INTERRUPT covers a cancelled sender.
         return Times(
             started_at=started_at,
             finished_at=time.time(),

@@ -7,7 +7,7 @@ value for unknown paths) and methods outside HTTP's registered set count as "OTH
 from __future__ import annotations
 
 from example_service.metrics.loop_local import Count, CounterFamily, Histogram, HistogramFamily
-from example_service.rsgi import Scope
+from example_service.server.rsgi import Scope
 
 KNOWN_METHODS = frozenset(
     {"GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE"}

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 
 from prometheus_client.metrics_core import Metric
 
-from example_service.lifecycle import Lifecycle
 from example_service.metrics.family import Family, FamilyCollector, Samples
+from example_service.server.lifecycle import Lifecycle
 
 IN_FLIGHT = Family(
     "gauge",

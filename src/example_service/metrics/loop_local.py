@@ -3,7 +3,7 @@
 prometheus-client's Counter and Histogram take a lock on every update, so that any thread
 may write. Here one thread writes (the request handlers run on the event loop) and every page
 is encoded on that same thread, without an await in between (the system readings alone are
-taken by threads of their own, system/worker.py, and they touch none of these values). So a
+taken by threads of their own, system/offloop.py, and they touch none of these values). So a
 plain integer is already exact and every scrape sees one consistent state. Measured on one
 core, the locked updates and label lookups cost 14% of a request's CPU against 4% for these
 (docs/design.md). They reach the registry through prometheus-client's custom-collector

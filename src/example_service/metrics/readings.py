@@ -2,7 +2,7 @@
 how a failing source is reported.
 
 In a scrape served by the service, the /metrics handler first takes every source's reading off
-the event loop, each within its budget (take(), system/worker.py), then encodes the page on the
+the event loop, each within its budget (take(), system/offloop.py), then encodes the page on the
 loop from those readings, handed to the collectors as an argument; nothing is kept for a later
 scrape. A source that cannot be read, or not within its budget, yields no sample (never a
 made-up number), one warning on the ``example_service.readings`` logger until it recovers
@@ -19,7 +19,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from example_service.metrics.family import Family, Samples
-from example_service.system.worker import BUDGET_SECONDS, Missed, OffLoop
+from example_service.system.offloop import BUDGET_SECONDS, Missed, OffLoop
 
 logger = logging.getLogger("example_service.readings")
 

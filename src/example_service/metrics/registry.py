@@ -16,20 +16,20 @@ from prometheus_client import (
 )
 
 from example_service import __version__
-from example_service.app import Observer
-from example_service.fibonacci import IMPLEMENTATION
-from example_service.lifecycle import Lifecycle
-from example_service.log_output import LogOutput
+from example_service.logs.writer import LogOutput
 from example_service.metrics.container import ContainerCollector
+from example_service.metrics.contract import LabMetrics
 from example_service.metrics.demo import DemoCollector
 from example_service.metrics.hardware import HardwareCollector
 from example_service.metrics.http import RequestMetrics
 from example_service.metrics.in_flight import InFlightCollector
-from example_service.metrics.lab import LabMetrics
-from example_service.metrics.log_output import LogOutputCollector
+from example_service.metrics.log_drops import LogOutputCollector
 from example_service.metrics.loop_local import CounterFamily
 from example_service.metrics.readings import ReadingsCollector
+from example_service.server.app import Observer
+from example_service.server.lifecycle import Lifecycle
 from example_service.system.cgroup import CgroupReader
+from example_service.workload.fibonacci import IMPLEMENTATION
 
 
 @dataclass(frozen=True)

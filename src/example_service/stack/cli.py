@@ -15,10 +15,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from example_service.faults import DelayRange
+from example_service.server.faults import DelayRange
 from example_service.stack import control
+from example_service.stack.components import (
+    Fault,
+    MissingBinaries,
+    Stack,
+    StackOptions,
+    check_binaries,
+)
 from example_service.stack.config import Intervals
-from example_service.stack.lab import Fault, MissingBinaries, Stack, StackOptions, check_binaries
 from example_service.stack.notifications import NotificationLog
 from example_service.stack.processes import StartError
 from example_service.stack.supervisor import Supervisor

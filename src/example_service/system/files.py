@@ -52,7 +52,7 @@ class OpenFiles:
     as in a copied tree). Files a reading did not read are closed at its end; at most limit
     are kept, so that a machine with hundreds of sensors does not spend its descriptors.
 
-    Not for two threads at once: a reader's readings never overlap (system/worker.py).
+    Not for two threads at once: a reader's readings never overlap (system/offloop.py).
 
     kernel_served says the files are sysfs or cgroupfs ones, whose reads the kernel fails once
     the file is removed: their link count need not be looked at (an fstat, per file and
