@@ -55,7 +55,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--mode",
         choices=["targets", *sorted(MEASURES)],
         default="targets",
-        help="targets: every target of issues 10 and 20 (NUM unset, NUM=25 on one and two "
+        help="targets: every target (NUM unset, NUM=25 on one and two "
         f"cores, /healthz at NUM={HEALTHZ_NUM}, NUM=25 overloaded) judged in one table; "
         "throughput: /abc, /metrics, RSS, time to ready; "
         f"healthz: /healthz latency while /abc is saturated (NUM defaults to {HEALTHZ_NUM}); "

@@ -1,4 +1,4 @@
-"""Overload without collapse (issue 20): /abc at NUM=25 under more clients than one core
+"""Overload without collapse: /abc at NUM=25 under more clients than one core
 serves, closed loop and open loop, in one round on one running server.
 
 Closed loop: wrk at 4, 64, 256 and 1,024 connections, each sending its next request the
