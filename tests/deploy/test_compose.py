@@ -60,7 +60,6 @@ COMPOSE_VARIABLES = (
     "ALERTMANAGER_PORT",
     "PUSHGATEWAY_PORT",
     "GRAFANA_PORT",
-    "GRAFANA_ADMIN_PASSWORD",
 )
 # Where each service listens inside its container, which is what Prometheus must scrape.
 CONTAINER_PORTS = {"example-service": 5565, "prometheus": 9090, "alertmanager": 9093}

@@ -225,10 +225,8 @@ SECRET_KEY = re.compile(
 )
 # Settings whose value is a location or a switch, not a secret.
 NOT_SECRETS = {"url", "automountServiceAccountToken"}
-# Inline secrets kept, by file and key, with the reason. compose.yaml is not this test's to
-# change: its Grafana login defaults to Grafana's own default, for a stack on loopback, and
-# GRAFANA_ADMIN_PASSWORD overrides it (docs/compose.md).
-KEPT_SECRETS = {("deploy/compose/compose.yaml", "GF_SECURITY_ADMIN_PASSWORD")}
+# Inline secrets kept, by file and key, with the reason: none.
+KEPT_SECRETS: set[tuple[str, str]] = set()
 
 
 def uncomment_examples(text: str) -> str:
