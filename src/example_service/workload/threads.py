@@ -20,7 +20,6 @@ import contextlib
 import itertools
 import logging
 import os
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -36,13 +35,6 @@ log = logging.getLogger(__name__)
 MARGIN = 1.0
 # How often starting a missing thread is tried again after the system refused one.
 RETRY_INTERVAL = 1.0
-# How long a thread that wants the GIL waits before the holder is asked to drop it, a tenth
-# of Python's default. A worker needs the GIL only briefly to take its computation and to hand
-# its answer over; behind a busy event loop it would wait a whole default interval each time,
-# longer than a computation at the NUM bench/overload.py runs, and that would be the worker's
-# pace. Set when the first worker thread starts: a service that computes inline keeps
-# Python's default.
-SWITCH_INTERVAL = 0.0005
 # How long close() waits for each thread: a stopped fib_until returns within a check interval.
 JOIN_TIMEOUT = 1.0
 
@@ -130,7 +122,6 @@ class WorkerThreads:
     def _start_missing(self) -> None:
         if len(self._threads) >= self._count or time.monotonic() < self._retry_at:
             return
-        sys.setswitchinterval(SWITCH_INTERVAL)
         while len(self._threads) < self._count:
             # Daemons: should the service end without closing its workload (an unexpected
             # error), threads waiting for work must not hold up the interpreter's exit.
