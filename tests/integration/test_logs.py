@@ -113,12 +113,7 @@ def test_every_answered_request_has_its_line_after_a_drain_under_load(
 def test_a_blocked_stdout_drops_lines_and_never_stalls_a_request() -> None:
     """The test's own pipe, unread for a while: a log collector that stopped reading."""
     port = free_port()
-    process = subprocess.Popen(
-        [EXECUTABLE, "--host", "127.0.0.1", "--port", str(port), "--drain-delay", "0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        env=service_environment(),
-    )
+    process = spawn(port, subprocess.PIPE)
     url = f"http://127.0.0.1:{port}"
     try:
         requests = 0
@@ -134,10 +129,7 @@ def test_a_blocked_stdout_drops_lines_and_never_stalls_a_request() -> None:
         def dropped() -> float:
             nonlocal requests
             requests += 1
-            for line in httpx.get(f"{url}/metrics", timeout=5).text.splitlines():
-                if line.startswith("example_service_log_lines_dropped_total "):
-                    return float(line.split()[1])
-            raise AssertionError("no example_service_log_lines_dropped_total on /metrics")
+            return dropped_on(httpx.get(f"{url}/metrics", timeout=5).text)
 
         # 64 kB of pipe, then 2 MiB of lines in memory (about 10,000), then drops.
         for _ in range(10):
@@ -159,22 +151,48 @@ def test_a_blocked_stdout_drops_lines_and_never_stalls_a_request() -> None:
         output: list[bytes] = []
         reader = threading.Thread(target=lambda: output.extend(process.stdout or ()))
         reader.start()
-        warning = "stdout did not take log lines in time: lines dropped"
-        wait_for(lambda: any(warning.encode() in line for line in output), 10, "the warning")
+        wait_for(lambda: any(DROP_WARNING.encode() in line for line in output), 10, "the warning")
         total_dropped = dropped()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(10) == 0
+        stop(process)
         reader.join(10)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        kill_if_running(process)
     entries = [json.loads(line) for line in output]
-    warnings = [e for e in entries if e["message"] == warning]
+    warnings = [e for e in entries if e["message"] == DROP_WARNING]
     assert [(e["level"], e["dropped"]) for e in warnings] == [("warning", total_dropped)]
     access = [e for e in entries if e["logger"] == "example_service.access"]
     # Every request has its line or is counted as dropped (the last scrape's line is written).
     assert len(access) + total_dropped == requests
+
+
+def spawn(port: int, stdout: int) -> subprocess.Popen[bytes]:
+    """The service with its stdout handed over: the test is its log collector."""
+    return subprocess.Popen(
+        [EXECUTABLE, "--host", "127.0.0.1", "--port", str(port), "--drain-delay", "0"],
+        stdout=stdout,
+        stderr=subprocess.DEVNULL,
+        env=service_environment(),
+    )
+
+
+def dropped_on(page: str) -> float:
+    """The count of dropped log lines on a /metrics page."""
+    for line in page.splitlines():
+        if line.startswith(f"{DROPPED} "):
+            return float(line.split()[1])
+    raise AssertionError(f"no {DROPPED} on /metrics")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM: the service writes what it kept and exits 0."""
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(10) == 0
+
+
+def kill_if_running(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait(10)
 
 
 def whole(line: bytes) -> bool:
@@ -219,12 +237,7 @@ def test_a_non_blocking_stdout_gets_whole_lines_and_an_exact_count_of_drops() ->
     fcntl.fcntl(write, F_SETPIPE_SZ, 4096)
     os.set_blocking(write, False)
     try:
-        process = subprocess.Popen(
-            [EXECUTABLE, "--host", "127.0.0.1", "--port", str(port), "--drain-delay", "0"],
-            stdout=write,
-            stderr=subprocess.DEVNULL,
-            env=service_environment(),
-        )
+        process = spawn(port, write)
     finally:
         os.close(write)
     reader = SlowReader(read)
@@ -238,10 +251,7 @@ def test_a_non_blocking_stdout_gets_whole_lines_and_an_exact_count_of_drops() ->
         return response
 
     def dropped() -> float:
-        for line in get("/metrics").text.splitlines():
-            if line.startswith(f"{DROPPED} "):
-                return float(line.split()[1])
-        raise AssertionError(f"no {DROPPED} on /metrics")
+        return dropped_on(get("/metrics").text)
 
     try:
         wait_for(lambda: get("/readyz").status_code == 200, 10, "the service to be ready")
@@ -262,13 +272,10 @@ def test_a_non_blocking_stdout_gets_whole_lines_and_an_exact_count_of_drops() ->
             "a line written after the load to arrive",
         )
         total_dropped = dropped()
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(10) == 0
+        stop(process)
         reader.join(10)
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(10)
+        kill_if_running(process)
         reader.catch_up.set()
         reader.join(10)
         os.close(read)
