@@ -34,6 +34,7 @@ from bench import BenchError
 from bench.servers import free_port, start_server, stop_server
 from bench.targets import LOOPBACK, RunSpec, service_target
 from bench.wrk import WRK_REPORT, Wrk
+from example_service.load.stats import quantile
 
 DEFAULT_SERVICE = Path(sys.executable).parent / "example-service"
 PROBES = {
@@ -120,10 +121,6 @@ def parse(script: str, names: dict[int, str]) -> tuple[dict[int, ThreadGil], flo
     return threads, last - first
 
 
-def quantile(values: list[float], q: float) -> float:
-    return sorted(values)[int(q * (len(values) - 1))] if values else 0.0
-
-
 def report(threads: dict[int, ThreadGil], seconds: float, rps: float) -> None:
     held = sum(t.held for t in threads.values())
     acquisitions = sum(t.acquisitions for t in threads.values())
@@ -139,7 +136,7 @@ def report(threads: dict[int, ThreadGil], seconds: float, rps: float) -> None:
     for thread in sorted(threads.values(), key=lambda t: -t.held):
         if not thread.acquisitions:
             continue
-        waits = thread.waits
+        waits = sorted(thread.waits)
         print(
             f"{thread.name[:21]:<22}{100 * thread.held / seconds:>8.1f}"
             f"{100 * sum(waits) / seconds:>11.1f}{thread.acquisitions / seconds:>8.0f}"
