@@ -2,9 +2,8 @@
 
 Builds the registry as the service does with its default settings, reading this machine's
 /sys, /proc and cgroup tree, observes the requests a `make bench` run leaves on the page
-(/abc, /healthz, /metrics), then serves scrapes through
-the real /metrics handler on a uvloop loop: the readings taken (on the loop when the kernel
-serves them from memory, else by their thread), then the page written by prometheus-client's
+(/abc, /healthz, /metrics), then serves scrapes through the real /metrics handler on a
+uvloop loop: the readings taken by their thread, then the page written by prometheus-client's
 encoder for the Accept header given (none by default, as wrk and curl send: the classic text;
 Prometheus asks for OpenMetrics). Prints the median time of a scrape, its lines and bytes.
 Figures, not a test: nothing here asserts a time.

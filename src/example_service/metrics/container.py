@@ -22,9 +22,7 @@ class ContainerCollector:
 
     def __init__(self, *, cgroup: CgroupReader) -> None:
         self._cgroup = cgroup
-        self._source = Source(
-            SOURCE, cgroup.read, CgroupReadings.unavailable, lambda: cgroup.kernel_served
-        )
+        self._source = Source(SOURCE, cgroup.read, CgroupReadings.unavailable)
 
     @property
     def sources(self) -> Sequence[Source[Any]]:

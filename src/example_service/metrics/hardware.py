@@ -38,22 +38,10 @@ class HardwareCollector:
 
     def __init__(self, *, sysfs_root: Path) -> None:
         temperatures = TemperatureReader(sysfs_root=sysfs_root)
-        self._temperatures = Source(
-            "cpu_temperature",
-            temperatures.read,
-            Temperatures.unavailable,
-            temperatures.kernel_served,
-        )
+        self._temperatures = Source("cpu_temperature", temperatures.read, Temperatures.unavailable)
         disks, filesystems = disk_errors(sysfs_root), ext4_errors(sysfs_root)
-        self._disks = Source(
-            "disk_errors", disks.read, DeviceCounts.unavailable, lambda: disks.kernel_served
-        )
-        self._filesystems = Source(
-            "ext4_errors",
-            filesystems.read,
-            DeviceCounts.unavailable,
-            lambda: filesystems.kernel_served,
-        )
+        self._disks = Source("disk_errors", disks.read, DeviceCounts.unavailable)
+        self._filesystems = Source("ext4_errors", filesystems.read, DeviceCounts.unavailable)
 
     @property
     def sources(self) -> Sequence[Source[Any]]:

@@ -86,21 +86,11 @@ R = TypeVar("R", bound=Reading)
 class Source(Generic[R]):
     """A source of readings, as example_service_source_up{source} names it.
 
-    read returns a reading; unavailable(why) the reading of a source that gave none in time.
-    kernel_served tells, before a reading, whether it would read only what the kernel serves
-    from its memory (sysfs counters, the cgroup tree): never a device, never a filesystem
-    that can hang."""
+    read returns a reading; unavailable(why) the reading of a source that gave none in time."""
 
-    def __init__(
-        self,
-        name: str,
-        read: Callable[[], R],
-        unavailable: Callable[[str], R],
-        kernel_served: Callable[[], bool] = lambda: False,
-    ) -> None:
+    def __init__(self, name: str, read: Callable[[], R], unavailable: Callable[[str], R]) -> None:
         self.name = name
         self.read = read
-        self.kernel_served = kernel_served
         self.unavailable = unavailable
         self.health = SourceHealth(name)
 
@@ -165,14 +155,7 @@ class ReadingsCollector:
 
     async def take(self, budget: float = BUDGET_SECONDS) -> Readings:
         """Every source's reading, read off the event loop; a source that gives none within
-        budget is unavailable for this scrape.
-
-        When every source would read only what the kernel serves from memory, and no read of
-        an earlier scrape is still out, they are read on the loop instead: such a read cannot
-        block, and the hand-off to the thread and back (two thread wake-ups) cost more than
-        the reads, and much more on a busy machine, where each wake-up waits for the CPU."""
-        if self._reads.idle and all(source.kernel_served() for source in self._sources):
-            return self.read()
+        budget is unavailable for this scrape."""
         readings: dict[Source[Any], Reading] = {}
         for source, result in zip(self._sources, await self._reads.run(budget), strict=True):
             if isinstance(result, Exception):

@@ -7,12 +7,10 @@ limit is None. The rules are in docs/readings.md."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from example_service.system.files import OpenFiles, Reads, read_file
-from example_service.system.mounts import filesystem, mounts
 
 # cgroup v1 says "no memory limit" with LONG_MAX rounded down to a page:
 # 9223372036854771712 with 4 KiB pages, 9223372036854710272 with 64 KiB pages.
@@ -59,9 +57,6 @@ class CgroupReader:
         self.version: int | None = None
         self.path: str | None = None
         self.failure: str | None = None
-        # Whether its files are the kernel's cgroup filesystem (not a copy, not a mount
-        # that can hang): then a reading never waits. True with no cgroup: nothing is read.
-        self.kernel_served = True
         self._dirs: dict[str, str] = {}
         self._files = OpenFiles()
         source = f"{procfs_root}/self/cgroup"
@@ -87,7 +82,6 @@ class CgroupReader:
             directory = _directory(root, path)
             self._dirs = dict.fromkeys(_CONTROLLERS, directory)
             self.version, self.path = 2, path
-            self.kernel_served = self._files.kernel_served = _kernel_served(self._dirs.values())
             return
         for controller in _CONTROLLERS:
             found = _v1_directory(root, controller, memberships)
@@ -96,7 +90,6 @@ class CgroupReader:
                 return
             self._dirs[controller] = found
         self.version, self.path = 1, memberships["memory"][1]
-        self.kernel_served = self._files.kernel_served = _kernel_served(self._dirs.values())
 
     def cpu_limit_cores(self) -> float | None:
         """The CPU quota in cores (1.5 for "150000 100000"); None when unlimited or unknown."""
@@ -176,11 +169,6 @@ class CgroupReader:
             return reads.parse_integer(path, text)
         limit = reads.integer(f"{memory}/memory.limit_in_bytes")
         return None if limit is None or limit >= _V1_UNLIMITED_BYTES else limit
-
-
-def _kernel_served(directories: Iterable[str]) -> bool:
-    table = mounts()
-    return all(filesystem(directory, table) in ("cgroup", "cgroup2") for directory in directories)
 
 
 def _v2_cpu_max(reads: Reads, path: str) -> tuple[int, int] | None:

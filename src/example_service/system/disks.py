@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from example_service.system.files import OpenFiles, Reads
-from example_service.system.mounts import filesystem, mounts
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +56,7 @@ class DeviceCountReader:
         self._file = file
         self._base = base
         self._without: set[tuple[str, int]] = set()
-        # sysfs serves these counts from the kernel's memory: reading them never waits.
-        self.kernel_served = filesystem(self._directory, mounts()) == "sysfs"
-        self._files = OpenFiles(kernel_served=self.kernel_served)
+        self._files = OpenFiles()
 
     def read(self) -> DeviceCounts:
         """Not for two threads at once: it keeps files open, and remembers entries without

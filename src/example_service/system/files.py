@@ -52,15 +52,10 @@ class OpenFiles:
     as in a copied tree). Files a reading did not read are closed at its end; at most limit
     are kept, so that a machine with hundreds of sensors does not spend its descriptors.
 
-    Not for two threads at once: a reader's readings never overlap (system/offloop.py).
+    Not for two threads at once: a reader's readings never overlap (system/offloop.py)."""
 
-    kernel_served says the files are sysfs or cgroupfs ones, whose reads the kernel fails once
-    the file is removed: their link count need not be looked at (an fstat, per file and
-    reading)."""
-
-    def __init__(self, limit: int = 64, *, kernel_served: bool = False) -> None:
+    def __init__(self, limit: int = 64) -> None:
         self._limit = limit
-        self.kernel_served = kernel_served
         self._open: dict[str, int] = {}
         self._read: set[str] = set()
 
@@ -69,7 +64,7 @@ class OpenFiles:
         fd = self._open.pop(path, None)
         if fd is not None:
             try:
-                if self.kernel_served or os.fstat(fd).st_nlink > 0:
+                if os.fstat(fd).st_nlink > 0:
                     text = read_at(fd)
                     self._keep(path, fd)
                     return text

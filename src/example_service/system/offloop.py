@@ -75,12 +75,6 @@ class OffLoop:
         self._blocked: dict[int, _Job] = {}
         self._running: asyncio.Future[list[object]] | None = None
 
-    @property
-    def idle(self) -> bool:
-        """No run in progress and no read of an earlier run still out: no thread is inside a
-        read, so the caller may call one itself."""
-        return self._running is None and not self._blocked
-
     async def run(self, budget: float = BUDGET_SECONDS) -> list[object]:
         """Each read's result, in order: what it returned, the exception it raised, or Missed.
 

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 from example_service.system.files import Directory, OpenFiles, Reads
-from example_service.system.mounts import filesystem, mounts
 
 # hwmon chips that measure the CPU, with the labels of their whole-CPU sensors in order of
 # preference; a chip with none of those labels counts all its sensors (old coretemp kernels
@@ -95,23 +94,7 @@ class TemperatureReader:
         # Chips by (hwmon entry, directory inode): listing a chip and reading its name and
         # labels would cost more than reading its temperatures.
         self._chips: dict[tuple[str, int], _Chip] = {}
-        self._on_sysfs = filesystem(f"{self._root}/class", mounts()) == "sysfs"
-        self._files = OpenFiles(kernel_served=self._on_sysfs)
-
-    def kernel_served(self) -> bool:
-        """Whether a reading now would read no sensor: sysfs lists no hwmon chip and no
-        thermal zone. A sensor's value comes from its driver, which may ask the device (an
-        I2C bus, an NVMe drive, ACPI) and wait on it; listing sysfs never waits."""
-        if not self._on_sysfs:
-            return False
-        for directory, prefix in (("hwmon", ""), ("thermal", "thermal_zone")):
-            try:
-                names = os.listdir(f"{self._root}/class/{directory}")
-            except OSError:
-                continue
-            if any(name.startswith(prefix) for name in names):
-                return False
-        return True
+        self._files = OpenFiles()
 
     def read(self) -> Temperatures:
         reads = Reads(self._files)

@@ -9,7 +9,9 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client import (
@@ -192,19 +194,10 @@ def test_a_source_that_blocks_is_down_for_each_scrape_and_warns_once(
         for source in ("disk_errors", "ext4_errors", "cgroup"):
             assert f'example_service_source_up{{source="{source}"}} 1.0' in page
         assert 'hd_errors_total{device="/dev/sdb"} 31.0' in page
-        # Even were every source served from the kernel's memory, none is read on the loop
-        # while a read is out: the reader is not for two threads at once. Were it read there,
-        # the loop would block on the FIFO until the watchdog lets it through.
-        for collector in readings.collectors:
-            for each in collector.sources:
-                each.kernel_served = lambda: True
-        watchdog = threading.Timer(3, lambda: os.close(os.open(sensor, os.O_WRONLY)))
-        watchdog.start()
         for _ in range(3):  # still blocked: answered at once, without a new read
             seconds, page = await served()
             assert seconds < budget / 2
             assert 'example_service_source_up{source="cpu_temperature"} 0.0' in page
-        watchdog.cancel()
         unblock()
         deadline = time.monotonic() + 5
         while "cpu_temperature_celsius 67.0" not in page:
@@ -224,40 +217,39 @@ def reader_threads() -> int:
     return sum(thread.name.startswith("read-readings-") for thread in threading.enumerate())
 
 
-def test_readings_served_from_the_kernel_s_memory_are_taken_on_the_loop() -> None:
-    """This machine's own sysfs counters and cgroup tree: no thread, no hand-off."""
-    cgroup = CgroupReader(cgroup_root=Path("/sys/fs/cgroup"), procfs_root=Path("/proc"))
-    readings = ReadingsCollector(
-        HardwareCollector(sysfs_root=Path("/sys")), ContainerCollector(cgroup=cgroup)
-    )
-    sources = [source for collector in readings.collectors for source in collector.sources]
-    if not all(source.kernel_served() for source in sources):
-        pytest.skip("this machine lists hardware sensors, or has no sysfs or cgroup mount")
+@pytest.mark.parametrize("trees", ["this machine's", "fixture"])
+def test_readings_are_taken_in_the_reader_thread_never_on_the_loop(trees: str) -> None:
+    """Every source, this machine's own sysfs and cgroup tree as much as a copied tree (which
+    may be on a filesystem that hangs), is read by the reader thread: one thread for all the
+    sources and all the scrapes, started on the first."""
+    if trees == "fixture":
+        hardware = HardwareCollector(sysfs_root=FIXTURES / "server/sys")
+        cgroup = container("cgroup-v2-limits")
+    else:
+        hardware = HardwareCollector(sysfs_root=Path("/sys"))
+        cgroup = ContainerCollector(
+            cgroup=CgroupReader(cgroup_root=Path("/sys/fs/cgroup"), procfs_root=Path("/proc"))
+        )
+    readers: set[str] = set()
+    for source in (*hardware.sources, *cgroup.sources):
+        read = source.read
+
+        def recorded(read: Callable[[], Any] = read) -> Any:
+            readers.add(threading.current_thread().name)
+            return read()
+
+        source.read = recorded
+    readings = ReadingsCollector(hardware, cgroup)
     before = reader_threads()
 
     async def main() -> None:
         for _ in range(3):
-            page = generate_latest(await readings.take()).decode()
-            assert 'example_service_source_up{source="cgroup"} 1.0' in page.splitlines()
+            page = generate_latest(await readings.take()).decode().splitlines()
+            assert 'example_service_source_up{source="cgroup"} 1.0' in page
 
     asyncio.run(main())
-    assert reader_threads() == before
-
-
-def test_readings_of_other_filesystems_are_taken_off_the_loop() -> None:
-    """A copied tree (these fixtures) may be on any filesystem, one that can hang."""
-    readings = ReadingsCollector(
-        HardwareCollector(sysfs_root=FIXTURES / "server/sys"), container("cgroup-v2-limits")
-    )
-    sources = [source for collector in readings.collectors for source in collector.sources]
-    assert not any(source.kernel_served() for source in sources)
-    before = reader_threads()
-
-    async def main() -> None:
-        page = generate_latest(await readings.take()).decode()
-        assert "cpu_temperature_celsius 67.0" in page.splitlines()
-
-    asyncio.run(main())
+    assert len(readers) == 1
+    assert readers.pop().startswith("read-readings-")
     assert reader_threads() == before + 1
 
 

@@ -109,20 +109,3 @@ def test_the_kernel_writes_a_cgroup_file_anew_for_each_read(
         second = cgroup.read().cpu_usage_seconds
     assert second is not None
     assert second > first
-
-
-def test_kernel_served_files_are_read_without_a_look_at_their_links(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    cgroup = CgroupReader(cgroup_root=Path("/sys/fs/cgroup"), procfs_root=Path("/proc"))
-    if cgroup.version is None or not cgroup.kernel_served:
-        pytest.skip(f"no cgroup filesystem here: {cgroup.failure}")
-    assert cgroup.read().up
-
-    def refuse(fd: int) -> None:
-        raise AssertionError("fstat of a kept cgroup file")
-
-    with monkeypatch.context() as patched:
-        refuse_open(patched)
-        patched.setattr(os, "fstat", refuse)
-        assert cgroup.read().up
