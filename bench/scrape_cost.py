@@ -33,6 +33,7 @@ from example_service.metrics.registry import build_registry
 from example_service.server.lifecycle import Lifecycle
 from example_service.settings import Settings
 from example_service.system.cgroup import CgroupReader
+from example_service.workload.admission import Workload
 
 # What a bench run leaves in the request metrics before it scrapes: /abc under load, the
 # readiness probe, the first scrape.
@@ -60,9 +61,13 @@ class _Request:
 def build() -> MetricsEndpoint:
     settings = Settings()
     cgroup = CgroupReader(cgroup_root=settings.cgroup_root, procfs_root=settings.procfs_root)
+    workload = Workload(
+        settings.fib_n, 1, settings.request_timeout, settings.max_queue, settings.queue_delay
+    )
     metrics = build_registry(
         lifecycle=Lifecycle(),
         log_output=LogOutput(),
+        workload=workload,
         cgroup=cgroup,
         sysfs_root=settings.sysfs_root,
         demo_readings=settings.demo_readings,

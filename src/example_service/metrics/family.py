@@ -7,7 +7,7 @@ encoders write them."""
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Literal
 
 from prometheus_client.metrics_core import (
@@ -57,3 +57,19 @@ class FamilyCollector(Collector, ABC):
 
     def collect(self) -> Iterator[Metric]:
         return (family.metric(samples) for family, samples in self.samples())
+
+
+class ValueCollector(FamilyCollector):
+    """A family of one unlabelled sample, read at each scrape from a count the service keeps
+    for its own sake (the requests in flight, for the drain): a metric of its own would add
+    an update to every request."""
+
+    def __init__(self, family: Family, read: Callable[[], float]) -> None:
+        self._family = family
+        self._read = read
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family.metric()
+
+    def samples(self) -> Iterator[tuple[Family, Samples]]:
+        yield self._family, (((), self._read()),)

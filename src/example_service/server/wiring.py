@@ -16,12 +16,7 @@ from example_service.server.handlers import ComputeFibonacci, Info, Readyz, heal
 from example_service.server.lifecycle import Lifecycle, Phase
 from example_service.settings import Settings
 from example_service.system.cgroup import CgroupReader
-from example_service.workload.admission import (
-    SHED_REASONS,
-    Workload,
-    WorkloadCollector,
-    default_workers,
-)
+from example_service.workload.admission import SHED_REASONS, Workload, default_workers
 from example_service.workload.fibonacci import IMPLEMENTATION
 
 log = logging.getLogger(__name__)
@@ -32,14 +27,6 @@ class Service:
         self.settings = settings
         self.lifecycle = Lifecycle()
         cgroup = CgroupReader(cgroup_root=settings.cgroup_root, procfs_root=settings.procfs_root)
-        metrics = build_registry(
-            lifecycle=self.lifecycle,
-            log_output=log_output,
-            cgroup=cgroup,
-            sysfs_root=settings.sysfs_root,
-            demo_readings=settings.demo_readings,
-            request_metrics=settings.request_metrics,
-        )
         self.workload = Workload(
             settings.fib_n,
             settings.workers or default_workers(cgroup.cpu_limit_cores()),
@@ -47,7 +34,15 @@ class Service:
             settings.max_queue,
             settings.queue_delay,
         )
-        metrics.registry.register(WorkloadCollector(self.workload))
+        metrics = build_registry(
+            lifecycle=self.lifecycle,
+            log_output=log_output,
+            workload=self.workload,
+            cgroup=cgroup,
+            sysfs_root=settings.sysfs_root,
+            demo_readings=settings.demo_readings,
+            request_metrics=settings.request_metrics,
+        )
         if IMPLEMENTATION == "python":
             log.warning(
                 "the compiled modules are not installed (built without a C compiler?): "

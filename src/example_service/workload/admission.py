@@ -12,10 +12,6 @@ from __future__ import annotations
 import math
 import os
 import time
-from collections.abc import Iterator
-
-from prometheus_client.metrics_core import CounterMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from example_service.workload.fibonacci import IMPLEMENTATION, Stopped, fib
 from example_service.workload.threads import NoWorkerThread, WorkerDied, WorkerThreads
@@ -192,18 +188,3 @@ class Workload:
         """Stop the workers now: in-flight computations have had their shutdown timeout."""
         self._closed = True
         self._threads.close()
-
-
-class WorkloadCollector(Collector):
-    """The workload's own metric: worker threads that died (each one replaced)."""
-
-    def __init__(self, workload: Workload) -> None:
-        self._workload = workload
-
-    def collect(self) -> Iterator[Metric]:
-        died = CounterMetricFamily(
-            "example_service_worker_threads_died",
-            "Worker threads that ended unexpectedly and were replaced.",
-        )
-        died.add_metric((), self._workload.worker_threads_died)
-        yield died

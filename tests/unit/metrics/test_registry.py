@@ -13,15 +13,31 @@ from example_service.logs.writer import LogOutput
 from example_service.metrics.exposition import Page
 from example_service.metrics.registry import Metrics, build_registry
 from example_service.server.lifecycle import Lifecycle
+from example_service.settings import Settings
 from example_service.system.cgroup import CgroupReader
+from example_service.workload.admission import Workload
 
 CGROUP = FIXTURES / "cgroup-v2-limits"
 
 
-def build(*, demo_readings: bool = False, request_metrics: bool = True) -> Metrics:
+def workload() -> Workload:
+    settings = Settings()
+    return Workload(
+        settings.fib_n, 1, settings.request_timeout, settings.max_queue, settings.queue_delay
+    )
+
+
+def build(
+    *,
+    demo_readings: bool = False,
+    request_metrics: bool = True,
+    lifecycle: Lifecycle | None = None,
+    log_output: LogOutput | None = None,
+) -> Metrics:
     return build_registry(
-        lifecycle=Lifecycle(),
-        log_output=LogOutput(),
+        lifecycle=lifecycle or Lifecycle(),
+        log_output=log_output or LogOutput(),
+        workload=workload(),
         cgroup=CgroupReader(cgroup_root=CGROUP / "sys/fs/cgroup", procfs_root=CGROUP / "proc"),
         sysfs_root=FIXTURES / "server/sys",
         demo_readings=demo_readings,
@@ -32,6 +48,10 @@ def build(*, demo_readings: bool = False, request_metrics: bool = True) -> Metri
 def page(metrics: Metrics) -> Collector:
     """What a scrape encodes: the registry, with the readings taken now."""
     return Page(metrics.registry, metrics.readings.read())
+
+
+def page_text(metrics: Metrics) -> list[str]:
+    return generate_latest(page(metrics)).decode().splitlines()
 
 
 def families(metrics: Metrics) -> list[str]:
@@ -56,6 +76,7 @@ def test_every_family_in_page_order() -> None:
         "example_service_build",
         "example_service_http_requests_in_flight",
         "example_service_log_lines_dropped",
+        "example_service_worker_threads_died",
         "example_service_requests_shed",
         "request",
         "request_latency_seconds",
@@ -71,6 +92,33 @@ def test_every_family_in_page_order() -> None:
         "example_service_source_up",
     ]
     assert len(set(names)) == len(names)
+
+
+def test_the_counts_the_service_keeps_are_read_at_each_scrape() -> None:
+    lifecycle, log_output = Lifecycle(), LogOutput()
+    metrics = build(lifecycle=lifecycle, log_output=log_output)
+
+    def values() -> list[str]:
+        wanted = (
+            "example_service_http_requests_in_flight ",
+            "example_service_log_lines_dropped_total ",
+            "example_service_worker_threads_died_total ",
+        )
+        return [line for line in page_text(metrics) if line.startswith(wanted)]
+
+    assert values() == [
+        "example_service_http_requests_in_flight 0.0",
+        "example_service_log_lines_dropped_total 0.0",
+        "example_service_worker_threads_died_total 0.0",
+    ]
+    lifecycle.request_started()
+    lifecycle.request_started()
+    log_output.dropped = 3
+    assert values() == [
+        "example_service_http_requests_in_flight 2.0",
+        "example_service_log_lines_dropped_total 3.0",
+        "example_service_worker_threads_died_total 0.0",
+    ]
 
 
 def test_observers_count_abc_for_the_lab_and_every_route() -> None:
