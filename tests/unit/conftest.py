@@ -3,7 +3,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from support.worker_pool import MakeWorkload
+from support.workload import MakeWorkload
 
 from example_service.workload.admission import Workload
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from support.fake_rsgi import request
 from support.readings import FIXTURES, copy
-from support.worker_pool import RUNAWAY, SMALL, MakeWorkload, worker_threads
+from support.workload import RUNAWAY, SMALL, MakeWorkload, worker_threads
 
 from example_service.metrics.loop_local import Count
 from example_service.server.app import Handler

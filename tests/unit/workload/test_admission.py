@@ -10,7 +10,8 @@ import os
 import time
 
 import pytest
-from support.worker_pool import (
+from support.workers import num_lasting
+from support.workload import (
     RUNAWAY,
     SMALL,
     MakeWorkload,
@@ -19,7 +20,6 @@ from support.worker_pool import (
     until_idle,
     worker_threads,
 )
-from support.workers import num_lasting
 
 from example_service.workload.admission import (
     INLINE_MAX,

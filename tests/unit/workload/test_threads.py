@@ -15,7 +15,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from support.worker_pool import (
+from support.workers import num_lasting
+from support.workload import (
     RUNAWAY,
     SMALL,
     MakeWorkload,
@@ -25,7 +26,6 @@ from support.worker_pool import (
     until_idle,
     worker_threads,
 )
-from support.workers import num_lasting
 
 from example_service.workload import threads as threads_module
 from example_service.workload.admission import (
