@@ -2,9 +2,10 @@
 
 In a pod it listens on every address (its probes come to the pod's IP), so what a client
 sends is bounded: a body over MAX_BODY is refused before it is read, a content-length that
-is no byte count is a 400, and the sink keeps serving after each. Its probe path answers
-from the serving loop. (tests/deploy/test_compose.py runs it as Compose does,
-tests/container/test_pod_probes.py as the pod does.)
+is no byte count is a 400, a connection that sends nothing is closed after the sink's
+timeout, and the sink keeps serving after each. Its probe path answers from the serving
+loop. (tests/deploy/test_compose.py runs it as Compose does, tests/container/test_pod_probes.py
+as the pod does.)
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import json
 import socket
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,10 +29,15 @@ from support.waiting import wait_for
 WEBHOOK_LOG = REPO / "deploy" / "alertmanager" / "webhook_log.py"
 
 
-def max_body() -> int:
-    namespace: dict[str, object] = {}
+def sink_namespace() -> dict[str, Any]:
+    """The sink's module-level names, its script run as a module rather than as __main__."""
+    namespace: dict[str, Any] = {}
     exec(compile(WEBHOOK_LOG.read_text("utf-8"), str(WEBHOOK_LOG), "exec"), namespace)  # noqa: S102
-    value = namespace["MAX_BODY"]
+    return namespace
+
+
+def max_body() -> int:
+    value = sink_namespace()["MAX_BODY"]
     assert isinstance(value, int)
     return value
 
@@ -130,3 +138,30 @@ def test_a_body_on_several_lines_is_printed_on_one(sink: tuple[str, Path]) -> No
     lines = wait_for(lambda: len(printed(stdout)) == 2 and printed(stdout), 10, "two lines")
     assert json.loads(lines[0]) == {"receiver": "default", "status": "firing"}
     assert lines[1] == "not json"
+
+
+def test_silent_connections_are_closed_after_the_timeout_and_hold_up_nobody(
+    sink: tuple[str, Path],
+) -> None:
+    """A hundred clients that connect and never send (a port scan, a peer gone half-open)
+    each hold a thread of the sink until its timeout, then are closed; a notification sent
+    meanwhile is printed at once."""
+    url, stdout = sink
+    port = int(url.rsplit(":", 1)[1])
+    timeout = sink_namespace()["Sink"].timeout
+    assert isinstance(timeout, int | float)
+    opened = time.monotonic()
+    silent = [
+        socket.create_connection(("127.0.0.1", port), timeout=timeout + 15) for _ in range(100)
+    ]
+    try:
+        assert httpx.post(f"{url}/", content=notification(), timeout=5).status_code == 200
+        wait_for(lambda: len(printed(stdout)) == 1, 10, "the notification printed")
+        for connection in silent:
+            assert connection.recv(1) == b"", "closed by the sink, not answered"
+        waited = time.monotonic() - opened
+    finally:
+        for connection in silent:
+            connection.close()
+    assert timeout - 1 <= waited < timeout + 15
+    assert httpx.get(f"{url}/healthz", timeout=5).status_code == 200
