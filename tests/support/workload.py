@@ -7,13 +7,35 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
+
 from example_service.workload.admission import INLINE_MAX, Workload
+from example_service.workload.threads import WorkerThreads
 
 MakeWorkload = Callable[..., Workload]
 # Just above the inline bound: a worker's, and done in milliseconds.
 SMALL = INLINE_MAX + 1
 # Well past any deadline here: fib(50) takes about 40 s compiled, hours in CPython.
 RUNAWAY = 50
+
+
+class Fatal(BaseException):
+    """What ends a thread rather than answering one computation: not an Exception."""
+
+
+def first_thread_dies(patch: pytest.MonkeyPatch) -> None:
+    """The first worker thread started from now on ends as it starts, before it takes a
+    computation; the ones after it start as usual."""
+    real = WorkerThreads._lower_priority
+    started = []
+
+    def lower_priority_or_die(threads: WorkerThreads) -> None:
+        started.append(threads)
+        if len(started) == 1:
+            raise Fatal
+        real(threads)
+
+    patch.setattr(WorkerThreads, "_lower_priority", lower_priority_or_die)
 
 
 def worker_threads() -> list[threading.Thread]:

@@ -72,10 +72,9 @@ def build_registry(
 ) -> Metrics:
     """prometheus-client's process, platform and GC collectors, the build, the requests in
     flight, the log lines dropped, the worker threads that died, the requests shed, and the
-    lab's and the
-    per-route request families unless request_metrics is off (then no request is observed,
-    and the families are absent rather than frozen at 0); beside them, the system readings
-    (the lab's hand-set figures with demo_readings)."""
+    lab's and the per-route request families unless request_metrics is off (then no request
+    is observed, and the families are absent rather than frozen at 0); beside them, the
+    system readings (the lab's hand-set figures with demo_readings)."""
     # The lab's output has no *_created series. The loop-local families never make one;
     # this keeps it so for any prometheus-client Counter or Histogram added to the registry.
     disable_created_metrics()  # type: ignore[no-untyped-call]

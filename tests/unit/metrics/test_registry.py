@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from prometheus_client import generate_latest
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 from support.fake_rsgi import FakeScope
 from support.readings import FIXTURES
+from support.workload import SMALL, MakeWorkload, first_thread_dies
 
 from example_service.logs.writer import LogOutput
 from example_service.metrics.exposition import Page
@@ -16,11 +19,12 @@ from example_service.server.lifecycle import Lifecycle
 from example_service.settings import Settings
 from example_service.system.cgroup import CgroupReader
 from example_service.workload.admission import Workload
+from example_service.workload.fibonacci import fib
 
 CGROUP = FIXTURES / "cgroup-v2-limits"
 
 
-def workload() -> Workload:
+def idle_workload() -> Workload:
     settings = Settings()
     return Workload(
         settings.fib_n, 1, settings.request_timeout, settings.max_queue, settings.queue_delay
@@ -33,11 +37,12 @@ def build(
     request_metrics: bool = True,
     lifecycle: Lifecycle | None = None,
     log_output: LogOutput | None = None,
+    workload: Workload | None = None,
 ) -> Metrics:
     return build_registry(
         lifecycle=lifecycle or Lifecycle(),
         log_output=log_output or LogOutput(),
-        workload=workload(),
+        workload=workload or idle_workload(),
         cgroup=CgroupReader(cgroup_root=CGROUP / "sys/fs/cgroup", procfs_root=CGROUP / "proc"),
         sysfs_root=FIXTURES / "server/sys",
         demo_readings=demo_readings,
@@ -94,9 +99,11 @@ def test_every_family_in_page_order() -> None:
     assert len(set(names)) == len(names)
 
 
-def test_the_counts_the_service_keeps_are_read_at_each_scrape() -> None:
-    lifecycle, log_output = Lifecycle(), LogOutput()
-    metrics = build(lifecycle=lifecycle, log_output=log_output)
+def test_the_counts_the_service_keeps_are_read_at_each_scrape(
+    make_workload: MakeWorkload, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lifecycle, log_output, workload = Lifecycle(), LogOutput(), make_workload(SMALL)
+    metrics = build(lifecycle=lifecycle, log_output=log_output, workload=workload)
 
     def values() -> list[str]:
         wanted = (
@@ -114,10 +121,13 @@ def test_the_counts_the_service_keeps_are_read_at_each_scrape() -> None:
     lifecycle.request_started()
     lifecycle.request_started()
     log_output.dropped = 3
+    # The first worker thread dies before it takes its computation; its replacement computes.
+    first_thread_dies(monkeypatch)
+    assert asyncio.run(workload.compute()) == fib(SMALL)
     assert values() == [
         "example_service_http_requests_in_flight 2.0",
         "example_service_log_lines_dropped_total 3.0",
-        "example_service_worker_threads_died_total 0.0",
+        "example_service_worker_threads_died_total 1.0",
     ]
 
 

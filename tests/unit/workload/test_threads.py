@@ -19,9 +19,11 @@ from support.workers import num_lasting
 from support.workload import (
     RUNAWAY,
     SMALL,
+    Fatal,
     MakeWorkload,
     computing_thread,
     cpu_seconds,
+    first_thread_dies,
     until,
     until_idle,
     worker_threads,
@@ -47,10 +49,6 @@ DIED = "worker thread died; a new one replaces it"
 compiled_only = pytest.mark.skipif(
     IMPLEMENTATION != "compiled", reason="computing without the GIL needs the compiled fib"
 )
-
-
-class Fatal(BaseException):
-    """What ends a thread rather than answering one computation: not an Exception."""
 
 
 @pytest.fixture
@@ -239,21 +237,13 @@ def test_a_thread_that_dies_answers_its_computation_and_is_replaced_once(
 
 def test_a_thread_that_dies_is_a_503_and_counted(make_workload: MakeWorkload) -> None:
     workload = make_workload(SMALL, workers=1)
-    real = threads_module.WorkerThreads._lower_priority
-    calls = []
-
-    def lower_priority_then_die(self: WorkerThreads) -> None:
-        calls.append(1)
-        if len(calls) == 1:
-            raise Fatal
-        real(self)
 
     async def twice() -> tuple[BaseException | int, int]:
         first = await asyncio.gather(workload.compute(), return_exceptions=True)
         return first[0], await workload.compute()
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(threads_module.WorkerThreads, "_lower_priority", lower_priority_then_die)
+        first_thread_dies(patch)
         first, second = asyncio.run(twice())
     # The thread died before it took the computation: its replacement computed it.
     assert (first, second) == (fib(SMALL), fib(SMALL))
